@@ -1,0 +1,99 @@
+import { Level } from 'level';
+
+// The LevelDB side of the store. Writes queue up in memory and go to LevelDB as one batch
+// per `commit()`; while a batch is being written, later commits coalesce into the next one,
+// so there is never more than one write in flight and batches land in order.
+//
+// Durability comes from the log, not from here: a batch is written without sync, the
+// applied index rides in the same batch, and a replay of the log after a crash re-applies
+// whatever a lost batch held. `sync()` forces everything to disk before the log may be
+// truncated.
+
+export type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+/** A batch larger than this is split, so one huge transaction cannot stall the writer. */
+const BATCH_OPS_MAX = 50_000;
+
+export class Backend {
+  private queue: BatchOp[] = [];
+  private waiters: Waiter[] = [];
+  private writing = false;
+  private syncRequested = false;
+  private failed: Error | undefined;
+
+  private constructor(readonly db: Level<Buffer, Buffer>, private readonly onFatal: (err: Error) => void) {}
+
+  static async open(path: string, onFatal: (err: Error) => void): Promise<Backend> {
+    const db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    await db.open();
+    return new Backend(db, onFatal);
+  }
+
+  put(key: Buffer, value: Buffer): void {
+    this.queue.push({ type: 'put', key, value });
+  }
+
+  del(key: Buffer): void {
+    this.queue.push({ type: 'del', key });
+  }
+
+  /** Writes everything queued so far; resolves when it is in LevelDB. */
+  commit(): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+      if (!this.writing) void this.writeLoop();
+    });
+  }
+
+  /** Like commit(), and the batch is fsynced: everything queued so far survives power loss. */
+  sync(): Promise<void> {
+    this.syncRequested = true;
+    return this.commit();
+  }
+
+  get(key: Buffer): Promise<Buffer | undefined> {
+    return this.db.get(key);
+  }
+
+  getMany(keys: Buffer[]): Promise<(Buffer | undefined)[]> {
+    return this.db.getMany(keys);
+  }
+
+  async close(): Promise<void> {
+    await this.commit().catch(() => undefined);
+    await this.db.close();
+  }
+
+  private async writeLoop(): Promise<void> {
+    this.writing = true;
+    while (this.waiters.length > 0) {
+      const ops = this.queue;
+      const waiters = this.waiters;
+      const sync = this.syncRequested;
+      this.queue = [];
+      this.waiters = [];
+      this.syncRequested = false;
+      try {
+        for (let i = 0; i < ops.length; i += BATCH_OPS_MAX) {
+          const last = i + BATCH_OPS_MAX >= ops.length;
+          await this.db.batch(ops.slice(i, i + BATCH_OPS_MAX), { sync: sync && last });
+        }
+        if (ops.length === 0 && sync) await this.db.batch([], { sync: true });
+        for (const w of waiters) w.resolve();
+      } catch (e) {
+        const err = e instanceof Error ? e : new Error(String(e));
+        this.failed = err;
+        for (const w of waiters) w.reject(err);
+        this.onFatal(err);
+        break;
+      }
+    }
+    this.writing = false;
+  }
+}

@@ -1,0 +1,105 @@
+import { KeyValue, Revision } from './types';
+
+// LevelDB layout of the store, format version 1.
+//
+//   "r" | main u64be | sub u64be          -> revision record (one change of one write txn)
+//   "m" | name                             -> store metadata (see META_* below)
+//
+// A revision record:
+//   u8  format version (1)
+//   u8  flags: bit 0 = tombstone (the key was deleted at this revision)
+//   u64be create_revision
+//   u64be version
+//   i64be lease
+//   u32be key length, key bytes, then the value bytes to the end of the record.
+// The mod_revision of the record is the main revision in its LevelDB key. Records are never
+// rewritten; compaction deletes whole records.
+
+export const RECORD_FORMAT_VERSION = 1;
+const FLAG_TOMBSTONE = 1;
+const HEADER_BYTES = 2 + 8 + 8 + 8 + 4;
+
+export const REV_PREFIX = 0x72; // 'r'
+export const META_PREFIX = 0x6d; // 'm'
+
+export const META_APPLIED_INDEX = metaKey('applied_index');
+export const META_COMPACT_SCHEDULED = metaKey('compact_scheduled');
+export const META_COMPACT_FINISHED = metaKey('compact_finished');
+
+export function metaKey(name: string): Buffer {
+  return Buffer.concat([Buffer.of(META_PREFIX), Buffer.from(name, 'utf8')]);
+}
+
+export function revKey(rev: Revision): Buffer {
+  const b = Buffer.allocUnsafe(17);
+  b[0] = REV_PREFIX;
+  writeU64(b, 1, rev.main);
+  writeU64(b, 9, rev.sub);
+  return b;
+}
+
+export function parseRevKey(b: Buffer): Revision {
+  if (b.length !== 17 || b[0] !== REV_PREFIX) throw new Error(`mvcc: not a revision key: ${b.toString('hex')}`);
+  return { main: readU64(b, 1), sub: readU64(b, 9) };
+}
+
+export interface DecodedRecord {
+  kv: KeyValue;
+  tombstone: boolean;
+}
+
+export function encodeRecord(kv: KeyValue, tombstone: boolean): Buffer {
+  const b = Buffer.allocUnsafe(HEADER_BYTES + kv.key.length + kv.value.length);
+  b[0] = RECORD_FORMAT_VERSION;
+  b[1] = tombstone ? FLAG_TOMBSTONE : 0;
+  writeU64(b, 2, kv.createRevision);
+  writeU64(b, 10, kv.version);
+  b.writeBigInt64BE(kv.lease, 18);
+  b.writeUInt32BE(kv.key.length, 26);
+  kv.key.copy(b, HEADER_BYTES);
+  kv.value.copy(b, HEADER_BYTES + kv.key.length);
+  return b;
+}
+
+export function decodeRecord(rev: Revision, b: Buffer): DecodedRecord {
+  if (b.length < HEADER_BYTES || b[0] !== RECORD_FORMAT_VERSION) {
+    throw new Error(`mvcc: unreadable record at revision ${rev.main}.${rev.sub} (format ${b[0]})`);
+  }
+  const keyLength = b.readUInt32BE(26);
+  if (HEADER_BYTES + keyLength > b.length) throw new Error(`mvcc: truncated record at revision ${rev.main}.${rev.sub}`);
+  const key = Buffer.from(b.subarray(HEADER_BYTES, HEADER_BYTES + keyLength));
+  const value = Buffer.from(b.subarray(HEADER_BYTES + keyLength));
+  return {
+    tombstone: (b[1] & FLAG_TOMBSTONE) !== 0,
+    kv: {
+      key,
+      value,
+      createRevision: readU64(b, 2),
+      modRevision: rev.main,
+      version: readU64(b, 10),
+      lease: b.readBigInt64BE(18),
+    },
+  };
+}
+
+export function encodeU64(n: number): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  writeU64(b, 0, n);
+  return b;
+}
+
+export function decodeU64(b: Buffer): number {
+  return readU64(b, 0);
+}
+
+function writeU64(b: Buffer, offset: number, n: number): void {
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`mvcc: cannot encode ${n} as u64`);
+  b.writeUInt32BE(Math.floor(n / 0x1_0000_0000), offset);
+  b.writeUInt32BE(n >>> 0, offset + 4);
+}
+
+function readU64(b: Buffer, offset: number): number {
+  const n = b.readUInt32BE(offset) * 0x1_0000_0000 + b.readUInt32BE(offset + 4);
+  if (!Number.isSafeInteger(n)) throw new Error(`mvcc: u64 at offset ${offset} exceeds 2^53`);
+  return n;
+}

@@ -1,0 +1,416 @@
+import BTree from 'sorted-btree';
+import { Backend } from './backend';
+import {
+  META_APPLIED_INDEX,
+  META_COMPACT_FINISHED,
+  META_COMPACT_SCHEDULED,
+  REV_PREFIX,
+  decodeRecord,
+  decodeU64,
+  encodeRecord,
+  encodeU64,
+  parseRevKey,
+  revKey,
+} from './codec';
+import { KeyIndex } from './key-index';
+import {
+  EventType,
+  KeyValue,
+  RangeOptions,
+  RangeResult,
+  Revision,
+  WatchEvent,
+  assertRevision,
+  errCompacted,
+  errFutureRevision,
+} from './types';
+
+// The multi-version key space. The index of every key's revisions lives in memory (as in
+// etcd), together with the newest value of each live key, so reads at the current revision
+// and all of apply are synchronous. Older values are read from LevelDB.
+//
+// Revisions follow etcd: a fresh store is at revision 1; each write transaction that changes
+// something takes the next main revision, its changes numbered by sub revision.
+
+/** Keys are ordered as bytes; latin1 maps each byte to one UTF-16 unit, keeping that order. */
+export const indexKey = (key: Buffer): string => key.toString('latin1');
+
+interface Entry {
+  index: KeyIndex;
+  /** The key-value at index.modified while the key is live. */
+  current: KeyValue | undefined;
+}
+
+export interface StoreStats {
+  keysTotal: number;
+  dbSizeBytes: number;
+  putsTotal: number;
+  deletesTotal: number;
+}
+
+export class MvccStore {
+  private readonly tree = new BTree<string, Entry>();
+  private revision = 1;
+  private compactRev = -1;
+  private appliedIndex = 0;
+  private sizeBytes = 0;
+  private puts = 0;
+  private deletes = 0;
+  private physicalCompaction: Promise<void> = Promise.resolve();
+  private readonly historicalReads = new Set<Promise<unknown>>();
+  private readonly listeners: Array<(events: WatchEvent[], revision: number) => void> = [];
+
+  private constructor(readonly backend: Backend) {}
+
+  static async open(backend: Backend): Promise<MvccStore> {
+    const store = new MvccStore(backend);
+    await store.restore();
+    return store;
+  }
+
+  get currentRevision(): number {
+    return this.revision;
+  }
+
+  /** The revision below which history is gone (-1 before the first compaction). */
+  get compactRevision(): number {
+    return this.compactRev;
+  }
+
+  /** The last log index whose effects this store holds. */
+  get consistentIndex(): number {
+    return this.appliedIndex;
+  }
+
+  stats(): StoreStats {
+    return { keysTotal: this.tree.size, dbSizeBytes: this.sizeBytes, putsTotal: this.puts, deletesTotal: this.deletes };
+  }
+
+  /** Called with the events of every write transaction, in revision order, as it is applied. */
+  onEvents(listener: (events: WatchEvent[], revision: number) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Records that the log entry `index` has been applied; written with the same batch. */
+  setConsistentIndex(index: number): void {
+    if (index < this.appliedIndex) throw new Error(`mvcc: consistent index going back from ${this.appliedIndex} to ${index}`);
+    this.appliedIndex = index;
+    this.backend.put(META_APPLIED_INDEX, encodeU64(index));
+  }
+
+  /** Checks a read revision against the store's history; returns the revision to read at. */
+  resolveReadRevision(rev: number | undefined): number {
+    if (rev === undefined || rev <= 0) return this.revision;
+    if (rev > this.revision) throw errFutureRevision();
+    if (rev < this.compactRev) throw errCompacted();
+    return rev;
+  }
+
+  /** Range at the current revision: synchronous, from memory. */
+  rangeCurrent(key: Buffer, end: Buffer | undefined, opts: RangeOptions = {}): RangeResult {
+    return this.rangeInMemory(key, end, this.revision, opts);
+  }
+
+  /** Internal: range at the read revision of the open write transaction (its own changes included). */
+  rangeLatest(key: Buffer, end: Buffer | undefined, rev: number, opts: RangeOptions = {}): RangeResult {
+    return this.rangeInMemory(key, end, rev, opts);
+  }
+
+  /** Range at any revision the store still has; reads LevelDB for values no longer current. */
+  async range(key: Buffer, end: Buffer | undefined, opts: RangeOptions = {}): Promise<RangeResult> {
+    const rev = this.resolveReadRevision(opts.revision);
+    if (rev === this.revision) return this.rangeInMemory(key, end, rev, opts);
+    const read = this.rangeHistorical(key, end, rev, opts);
+    this.historicalReads.add(read);
+    try {
+      return await read;
+    } finally {
+      this.historicalReads.delete(read);
+    }
+  }
+
+  private rangeInMemory(key: Buffer, end: Buffer | undefined, rev: number, opts: RangeOptions): RangeResult {
+    const limit = opts.limit && opts.limit > 0 ? opts.limit : Infinity;
+    const kvs: KeyValue[] = [];
+    let count = 0;
+    this.forEachInRange(key, end, (e) => {
+      const at = rev >= e.index.modified.main ? (e.current ? e.current : undefined) : undefined;
+      if (at !== undefined) {
+        count++;
+        if (!opts.countOnly && kvs.length < limit) kvs.push(at);
+        return;
+      }
+      if (rev >= e.index.modified.main) return; // deleted at or before rev
+      if (e.index.get(rev) !== undefined) throw new Error('mvcc: in-memory range below the current revision');
+    });
+    return { kvs, count, revision: rev };
+  }
+
+  private async rangeHistorical(key: Buffer, end: Buffer | undefined, rev: number, opts: RangeOptions): Promise<RangeResult> {
+    const limit = opts.limit && opts.limit > 0 ? opts.limit : Infinity;
+    const slots: Array<KeyValue | Revision> = [];
+    let count = 0;
+    this.forEachInRange(key, end, (e) => {
+      const at = e.index.get(rev);
+      if (at === undefined) return;
+      count++;
+      if (opts.countOnly || slots.length >= limit) return;
+      const cur = e.current;
+      slots.push(cur !== undefined && cur.modRevision === at.modified.main && e.index.modified === at.modified ? cur : at.modified);
+    });
+    const missing: Revision[] = [];
+    for (const s of slots) if (!isKeyValue(s)) missing.push(s);
+    if (missing.length > 0) {
+      await this.backend.commit(); // everything applied so far must be readable from LevelDB
+      const values = await this.backend.getMany(missing.map(revKey));
+      let m = 0;
+      for (let i = 0; i < slots.length; i++) {
+        const s = slots[i];
+        if (isKeyValue(s)) continue;
+        const raw = values[m++];
+        if (raw === undefined) throw new Error(`mvcc: revision ${s.main}.${s.sub} missing from storage`);
+        slots[i] = decodeRecord(s, raw).kv;
+      }
+    }
+    return { kvs: slots as KeyValue[], count, revision: rev };
+  }
+
+  private forEachInRange(key: Buffer, end: Buffer | undefined, visit: (e: Entry) => void): void {
+    const lo = indexKey(key);
+    if (end === undefined || end.length === 0) {
+      const e = this.tree.get(lo);
+      if (e !== undefined) visit(e);
+      return;
+    }
+    // range_end "\0" means every key >= key (etcd's convention).
+    const unbounded = end.length === 1 && end[0] === 0;
+    const hi = unbounded ? undefined : indexKey(end);
+    if (hi !== undefined && hi <= lo) return;
+    for (const [k, e] of this.tree.entries(lo)) {
+      if (hi !== undefined && k >= hi) break;
+      visit(e);
+    }
+  }
+
+  /** Starts a write transaction. Apply is single-threaded: one at a time, ended before the next. */
+  write(): WriteTxn {
+    return new WriteTxn(this, this.revision);
+  }
+
+  /** Internal: used by WriteTxn. */
+  entryOf(key: Buffer): Entry | undefined {
+    return this.tree.get(indexKey(key));
+  }
+
+  /** Internal: records one change of a write transaction. */
+  applyChange(kv: KeyValue, rev: Revision, tombstone: boolean): void {
+    const k = indexKey(kv.key);
+    let e = this.tree.get(k);
+    if (e === undefined) {
+      e = { index: new KeyIndex(kv.key), current: undefined };
+      this.tree.set(k, e);
+    }
+    if (tombstone) {
+      e.index.tombstone(rev);
+      e.current = undefined;
+      this.deletes++;
+    } else {
+      e.index.put(rev);
+      e.current = kv;
+      this.puts++;
+    }
+    const record = encodeRecord(kv, tombstone);
+    this.sizeBytes += record.length + 17;
+    this.backend.put(revKey(rev), record);
+  }
+
+  /** Internal: ends a write transaction. */
+  finishWrite(rev: number, events: WatchEvent[]): void {
+    if (events.length === 0) return;
+    if (rev !== this.revision + 1) throw new Error(`mvcc: write at revision ${rev} after ${this.revision}`);
+    this.revision = rev;
+    for (const l of this.listeners) l(events, rev);
+  }
+
+  /**
+   * Compacts history at `rev` (etcd's Compact): reads below it fail from now on. The index is
+   * compacted at once; LevelDB records are deleted in the background. The returned promise
+   * resolves when they are gone (what a `physical` compaction waits for).
+   */
+  compact(rev: number): { physical: Promise<void> } {
+    assertRevision(rev);
+    if (rev <= this.compactRev) throw errCompacted();
+    if (rev > this.revision) throw errFutureRevision();
+    this.compactRev = rev;
+    this.backend.put(META_COMPACT_SCHEDULED, encodeU64(rev));
+    const keep = this.compactIndex(rev);
+    const reads = [...this.historicalReads];
+    const previous = this.physicalCompaction;
+    this.physicalCompaction = (async () => {
+      await previous;
+      await Promise.allSettled(reads);
+      await this.deleteCompacted(rev, keep);
+    })();
+    return { physical: this.physicalCompaction };
+  }
+
+  private compactIndex(rev: number): Set<string> {
+    const keep = new Set<string>();
+    const emptied: string[] = [];
+    this.tree.forEachPair((k, e) => {
+      if (e.index.compact(rev, keep)) emptied.push(k);
+    });
+    for (const k of emptied) this.tree.delete(k);
+    return keep;
+  }
+
+  private async deleteCompacted(rev: number, keep: Set<string>): Promise<void> {
+    await this.backend.commit();
+    const it = this.backend.db.iterator({ gte: Buffer.of(REV_PREFIX), lt: revKey({ main: rev + 1, sub: 0 }) });
+    try {
+      for (;;) {
+        const chunk = await it.nextv(10_000);
+        if (chunk.length === 0) break;
+        for (const [k, v] of chunk) {
+          const r = parseRevKey(k);
+          if (keep.has(`${r.main}.${r.sub}`)) continue;
+          this.backend.del(k);
+          this.sizeBytes -= k.length + v.length;
+        }
+        await this.backend.commit();
+      }
+    } finally {
+      await it.close();
+    }
+    this.backend.put(META_COMPACT_FINISHED, encodeU64(rev));
+    await this.backend.commit();
+  }
+
+  /** Waits for background compaction work (tests and shutdown). */
+  async settle(): Promise<void> {
+    await this.physicalCompaction;
+    await this.backend.commit();
+  }
+
+  private async restore(): Promise<void> {
+    const db = this.backend.db;
+    const applied = await db.get(META_APPLIED_INDEX);
+    if (applied) this.appliedIndex = decodeU64(applied);
+    const scheduled = await db.get(META_COMPACT_SCHEDULED);
+    const finished = await db.get(META_COMPACT_FINISHED);
+    const it = db.iterator({ gte: Buffer.of(REV_PREFIX), lt: Buffer.of(REV_PREFIX + 1) });
+    try {
+      for (;;) {
+        const chunk = await it.nextv(10_000);
+        if (chunk.length === 0) break;
+        for (const [k, v] of chunk) this.restoreRecord(k, v);
+      }
+    } finally {
+      await it.close();
+    }
+    if (scheduled) {
+      const rev = decodeU64(scheduled);
+      if (rev > this.revision) this.revision = rev;
+      this.compactRev = rev;
+      const keep = this.compactIndex(rev);
+      if (!finished || decodeU64(finished) < rev) await this.deleteCompacted(rev, keep);
+    }
+  }
+
+  private restoreRecord(k: Buffer, v: Buffer): void {
+    const rev = parseRevKey(k);
+    const { kv, tombstone } = decodeRecord(rev, v);
+    const ik = indexKey(kv.key);
+    let e = this.tree.get(ik);
+    if (e === undefined) {
+      e = { index: new KeyIndex(kv.key), current: undefined };
+      this.tree.set(ik, e);
+    }
+    if (tombstone) {
+      if (e.index.isLive()) e.index.tombstone(rev);
+      e.current = undefined;
+    } else {
+      e.index.put(rev);
+      e.current = kv;
+    }
+    if (e.index.generations.length === 0) this.tree.delete(ik);
+    if (rev.main > this.revision) this.revision = rev.main;
+    this.sizeBytes += k.length + v.length;
+  }
+}
+
+function isKeyValue(s: KeyValue | Revision): s is KeyValue {
+  return (s as KeyValue).key !== undefined;
+}
+
+/**
+ * One write transaction: its reads see its own earlier changes (as etcd's do), every change
+ * takes the next sub revision of main revision beginRevision + 1, and nothing becomes a
+ * revision until end(), which takes a revision only if something changed.
+ */
+export class WriteTxn {
+  private readonly events: WatchEvent[] = [];
+  private ended = false;
+
+  constructor(private readonly store: MvccStore, readonly beginRevision: number) {}
+
+  /** The revision reads inside this transaction see. */
+  get readRevision(): number {
+    return this.events.length > 0 ? this.beginRevision + 1 : this.beginRevision;
+  }
+
+  get changed(): boolean {
+    return this.events.length > 0;
+  }
+
+  range(key: Buffer, end: Buffer | undefined, opts: RangeOptions = {}): RangeResult {
+    this.assertOpen();
+    // Reads at the current (or the txn's own) revision come from memory.
+    return this.store.rangeLatest(key, end, this.readRevision, opts);
+  }
+
+  put(key: Buffer, value: Buffer, lease: bigint): KeyValue {
+    this.assertOpen();
+    const rev = this.beginRevision + 1;
+    const prev = this.store.entryOf(key)?.current;
+    const kv: KeyValue = {
+      key,
+      value,
+      createRevision: prev ? prev.createRevision : rev,
+      modRevision: rev,
+      version: prev ? prev.version + 1 : 1,
+      lease,
+    };
+    this.store.applyChange(kv, { main: rev, sub: this.events.length }, false);
+    this.events.push({ type: EventType.Put, kv, prevKv: prev });
+    return kv;
+  }
+
+  /** Deletes every live key in [key, end); returns the deleted key-values. */
+  deleteRange(key: Buffer, end: Buffer | undefined): KeyValue[] {
+    this.assertOpen();
+    const rev = this.beginRevision + 1;
+    const { kvs } = this.store.rangeLatest(key, end, this.readRevision);
+    for (const prev of kvs) {
+      const tomb: KeyValue = { key: prev.key, value: EMPTY, createRevision: 0, modRevision: rev, version: 0, lease: 0n };
+      this.store.applyChange(tomb, { main: rev, sub: this.events.length }, true);
+      this.events.push({ type: EventType.Delete, kv: tomb, prevKv: prev });
+    }
+    return kvs;
+  }
+
+  /** Ends the transaction; returns the revision it wrote (or the unchanged one). */
+  end(): number {
+    this.assertOpen();
+    this.ended = true;
+    const rev = this.readRevision;
+    this.store.finishWrite(rev, this.events);
+    return rev;
+  }
+
+  private assertOpen(): void {
+    if (this.ended) throw new Error('mvcc: write transaction used after end()');
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
