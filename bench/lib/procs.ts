@@ -458,11 +458,12 @@ function isPortClash(err: unknown): boolean {
 
 async function startServer(l: Launch): Promise<ServerProc> {
   installHooks();
-  const dataDir = l.opts.dataDir ?? makeTempDir(`${l.kind}-`);
   if (l.opts.dataDir !== undefined) fs.mkdirSync(l.opts.dataDir, { recursive: true, mode: 0o700 });
   let lastErr: unknown = null;
   // Retry on a port clash (another process took the port between freePort and bind).
+  // A retry gets a fresh temp dir, so no member state from the failed ports survives.
   for (let attempt = 0; attempt < 3; attempt++) {
+    const dataDir = l.opts.dataDir ?? makeTempDir(`${l.kind}-`);
     const clientPort = await freePort();
     const peerPort = await freePort();
     const srv = new Server(l, clientPort, peerPort, dataDir);
