@@ -1,0 +1,345 @@
+import { FileHandle, mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  RecordType,
+  SEGMENT_HEADER_BYTES,
+  allZero,
+  checkSegmentHeader,
+  frameRecord,
+  parseRecord,
+  readU64,
+  segmentHeader,
+  writeU64,
+} from './record';
+
+// The durable log: segment files of framed records (see record.ts), appended in order and
+// made durable by fdatasync. Appends are buffered in memory; sync() writes and fdatasyncs
+// everything appended so far, and while one fdatasync is running, later appends gather for
+// the next, so concurrent writers share fsyncs (group commit).
+//
+// Segments are named <seq>-<first index>.wal in hex and preallocated to SEGMENT_BYTES, so
+// most fdatasyncs need not update the file size.
+
+export interface WalEntry {
+  term: number;
+  index: number;
+  type: number;
+  data: Buffer;
+}
+
+export interface WalHardState {
+  term: number;
+  vote: bigint;
+  commit: number;
+}
+
+export interface WalSnapshotMark {
+  index: number;
+  term: number;
+}
+
+export interface WalContents {
+  metadata: Buffer | undefined;
+  hardState: WalHardState | undefined;
+  snapshot: WalSnapshotMark | undefined;
+  /** Entries after the snapshot, in index order, later writes having replaced earlier ones. */
+  entries: WalEntry[];
+  /** Set when a torn tail was cut off at open. */
+  repairedTail: { file: string; offset: number } | undefined;
+}
+
+export interface WalOptions {
+  segmentBytes?: number;
+}
+
+export const SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024;
+
+export class WalCorruptError extends Error {
+  constructor(readonly file: string, readonly offset: number, reason: string) {
+    super(`wal: corrupt record in ${file} at offset ${offset}: ${reason}; refusing to start (the log cannot be trusted past this point)`);
+  }
+}
+
+interface Segment {
+  name: string;
+  seq: number;
+  firstIndex: number;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export class Wal {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private waiters: Waiter[] = [];
+  private syncing = false;
+  private failed: Error | undefined;
+  private lastIndex = 0;
+  /** Highest entry index in each closed segment, to know which can be released. */
+  private closedLastIndex = new Map<string, number>();
+  fsyncCount = 0;
+  onFsync: ((seconds: number) => void) | undefined;
+
+  private constructor(
+    readonly dir: string,
+    private segments: Segment[],
+    private file: FileHandle,
+    private offset: number,
+    private readonly segmentBytes: number,
+  ) {}
+
+  /** Opens (or creates) the WAL in `dir`, replaying its contents and cutting a torn tail. */
+  static async open(dir: string, opts: WalOptions = {}): Promise<{ wal: Wal; contents: WalContents }> {
+    const segmentBytes = opts.segmentBytes ?? SEGMENT_BYTES_DEFAULT;
+    await mkdir(dir, { recursive: true });
+    const segments = (await readdir(dir))
+      .filter((n) => /^[0-9a-f]{16}-[0-9a-f]{16}\.wal$/.test(n))
+      .map((name) => ({ name, seq: parseInt(name.slice(0, 16), 16), firstIndex: parseInt(name.slice(17, 33), 16) }))
+      .sort((a, b) => a.seq - b.seq);
+    const contents: WalContents = { metadata: undefined, hardState: undefined, snapshot: undefined, entries: [], repairedTail: undefined };
+    const lastIndexes = new Map<string, number>();
+    let tailOffset = SEGMENT_HEADER_BYTES;
+    for (let i = 0; i < segments.length; i++) {
+      const seg = segments[i];
+      const isLast = i === segments.length - 1;
+      const path = join(dir, seg.name);
+      const bytes = await readFile(path);
+      const headerProblem = checkSegmentHeader(bytes);
+      if (headerProblem !== undefined) {
+        if (isLast && allZero(bytes, 0, bytes.length)) {
+          // Created but never written: a crash right after rotation.
+          tailOffset = -1;
+          break;
+        }
+        throw new WalCorruptError(path, 0, headerProblem);
+      }
+      let offset = SEGMENT_HEADER_BYTES;
+      for (;;) {
+        const out = parseRecord(bytes, offset);
+        if (out.kind === 'end') break;
+        if (out.kind === 'bad') {
+          const tornTail = isLast && allZero(bytes, Math.min(out.claimedEnd, bytes.length), bytes.length);
+          if (!tornTail) throw new WalCorruptError(path, out.offset, out.reason);
+          contents.repairedTail = { file: path, offset: out.offset };
+          break;
+        }
+        applyRecord(contents, out.record.type, out.record.payload, path, out.record.offset);
+        offset = out.record.end;
+      }
+      lastIndexes.set(seg.name, contents.entries.length ? contents.entries[contents.entries.length - 1].index : 0);
+      if (isLast) tailOffset = offset;
+    }
+    let file: FileHandle;
+    let offset: number;
+    if (segments.length === 0 || tailOffset === -1) {
+      // A fresh WAL, or one whose newest segment was created but never written: (re)create it.
+      const seq = segments.length === 0 ? 0 : segments[segments.length - 1].seq;
+      if (tailOffset === -1) await rm(join(dir, segments.pop()!.name));
+      const first = (contents.entries.length ? contents.entries[contents.entries.length - 1].index : contents.snapshot?.index ?? 0) + 1;
+      const seg = { name: segmentName(seq, first), seq, firstIndex: first };
+      ({ file, offset } = await createSegment(dir, seg.name, segmentBytes));
+      segments.push(seg);
+    } else {
+      const last = segments[segments.length - 1];
+      file = await open(join(dir, last.name), 'r+');
+      offset = tailOffset;
+      if (contents.repairedTail) {
+        // Zero the torn bytes so the next start sees a clean end.
+        const size = (await file.stat()).size;
+        await file.write(Buffer.alloc(Math.min(size - offset, 1024 * 1024)), 0, Math.min(size - offset, 1024 * 1024), offset);
+        await file.datasync();
+      }
+    }
+    const wal = new Wal(dir, segments, file, offset, segmentBytes);
+    wal.lastIndex = contents.entries.length ? contents.entries[contents.entries.length - 1].index : contents.snapshot?.index ?? 0;
+    for (const s of segments.slice(0, -1)) wal.closedLastIndex.set(s.name, lastIndexes.get(s.name) ?? 0);
+    return { wal, contents };
+  }
+
+  appendEntries(entries: readonly WalEntry[]): void {
+    for (const e of entries) {
+      const p = Buffer.allocUnsafe(17 + e.data.length);
+      writeU64(p, 0, e.term);
+      writeU64(p, 8, e.index);
+      p[16] = e.type;
+      e.data.copy(p, 17);
+      this.push(frameRecord(RecordType.Entry, p));
+      this.lastIndex = e.index;
+    }
+  }
+
+  appendHardState(hs: WalHardState): void {
+    const p = Buffer.allocUnsafe(24);
+    writeU64(p, 0, hs.term);
+    p.writeBigUInt64BE(hs.vote, 8);
+    writeU64(p, 16, hs.commit);
+    this.push(frameRecord(RecordType.HardState, p));
+  }
+
+  appendMetadata(metadata: Buffer): void {
+    this.push(frameRecord(RecordType.Metadata, metadata));
+  }
+
+  appendSnapshotMark(mark: WalSnapshotMark): void {
+    const p = Buffer.allocUnsafe(16);
+    writeU64(p, 0, mark.index);
+    writeU64(p, 8, mark.term);
+    this.push(frameRecord(RecordType.Snapshot, p));
+  }
+
+  /** Resolves when everything appended before the call is on disk (fdatasync). */
+  sync(): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+      if (!this.syncing) void this.syncLoop();
+    });
+  }
+
+  /** Deletes closed segments holding only entries at or below `index` (already in a durable snapshot). */
+  async releaseTo(index: number): Promise<void> {
+    while (this.segments.length > 1) {
+      const s = this.segments[0];
+      const last = this.closedLastIndex.get(s.name);
+      if (last === undefined || last > index) break;
+      this.segments.shift();
+      this.closedLastIndex.delete(s.name);
+      await rm(join(this.dir, s.name), { force: true });
+    }
+  }
+
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
+  async close(): Promise<void> {
+    if (!this.failed && (this.pending.length > 0 || this.syncing)) await this.sync();
+    await this.file.close();
+  }
+
+  private push(frame: Buffer): void {
+    this.pending.push(frame);
+    this.pendingBytes += frame.length;
+  }
+
+  private async syncLoop(): Promise<void> {
+    this.syncing = true;
+    while (this.waiters.length > 0) {
+      const frames = this.pending;
+      const waiters = this.waiters;
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.waiters = [];
+      try {
+        await this.writeFrames(frames);
+        const started = process.hrtime.bigint();
+        await this.file.datasync();
+        this.fsyncCount++;
+        this.onFsync?.(Number(process.hrtime.bigint() - started) / 1e9);
+        for (const w of waiters) w.resolve();
+      } catch (e) {
+        this.failed = e instanceof Error ? e : new Error(String(e));
+        for (const w of waiters) w.reject(this.failed);
+        for (const w of this.waiters) w.reject(this.failed);
+        this.waiters = [];
+        break;
+      }
+    }
+    this.syncing = false;
+  }
+
+  private async writeFrames(frames: Buffer[]): Promise<void> {
+    let i = 0;
+    while (i < frames.length) {
+      // Fill the current segment; rotate when the next frame does not fit.
+      let bytes = 0;
+      let j = i;
+      while (j < frames.length && this.offset + bytes + frames[j].length <= this.segmentBytes) {
+        bytes += frames[j].length;
+        j++;
+      }
+      if (j === i) {
+        if (this.offset > SEGMENT_HEADER_BYTES) {
+          await this.rotate(firstEntryIndex(frames[i]) ?? this.lastIndex + 1);
+          continue;
+        }
+        j = i + 1; // a record larger than a segment gets a segment of its own, grown past the size
+      }
+      const chunk = j - i === 1 ? frames[i] : Buffer.concat(frames.slice(i, j));
+      await this.file.write(chunk, 0, chunk.length, this.offset);
+      this.offset += chunk.length;
+      i = j;
+    }
+  }
+
+  private async rotate(firstIndex: number): Promise<void> {
+    await this.file.datasync();
+    await this.file.close();
+    const prev = this.segments[this.segments.length - 1];
+    this.closedLastIndex.set(prev.name, firstIndex - 1);
+    const seg = { name: segmentName(prev.seq + 1, firstIndex), seq: prev.seq + 1, firstIndex };
+    ({ file: this.file, offset: this.offset } = await createSegment(this.dir, seg.name, this.segmentBytes));
+    this.segments.push(seg);
+  }
+}
+
+function segmentName(seq: number, firstIndex: number): string {
+  return `${seq.toString(16).padStart(16, '0')}-${firstIndex.toString(16).padStart(16, '0')}.wal`;
+}
+
+async function createSegment(dir: string, name: string, size: number): Promise<{ file: FileHandle; offset: number }> {
+  const tmp = join(dir, `${name}.tmp`);
+  const f = await open(tmp, 'w+');
+  await f.write(segmentHeader(), 0, SEGMENT_HEADER_BYTES, 0);
+  await f.truncate(size);
+  await f.sync();
+  await f.close();
+  await rename(tmp, join(dir, name));
+  const d = await open(dir, 'r');
+  await d.sync();
+  await d.close();
+  return { file: await open(join(dir, name), 'r+'), offset: SEGMENT_HEADER_BYTES };
+}
+
+function firstEntryIndex(frame: Buffer): number | undefined {
+  return frame[8] === RecordType.Entry ? readU64(frame, 9 + 8) : undefined;
+}
+
+function applyRecord(c: WalContents, type: RecordType, p: Buffer, file: string, offset: number): void {
+  switch (type) {
+    case RecordType.Metadata:
+      c.metadata = Buffer.from(p);
+      return;
+    case RecordType.HardState:
+      c.hardState = { term: readU64(p, 0), vote: p.readBigUInt64BE(8), commit: readU64(p, 16) };
+      return;
+    case RecordType.Snapshot: {
+      const mark = { index: readU64(p, 0), term: readU64(p, 8) };
+      c.snapshot = mark;
+      c.entries = c.entries.filter((e) => e.index > mark.index);
+      return;
+    }
+    case RecordType.Entry: {
+      const e: WalEntry = { term: readU64(p, 0), index: readU64(p, 8), type: p[16], data: Buffer.from(p.subarray(17)) };
+      const entries = c.entries;
+      if (entries.length > 0) {
+        const first = entries[0].index;
+        const last = entries[entries.length - 1].index;
+        if (e.index <= last) {
+          // A later write of an index replaces it and everything after it (raft log truncation).
+          if (e.index < first) throw new WalCorruptError(file, offset, `entry ${e.index} precedes the log start ${first}`);
+          entries.length = e.index - first;
+        } else if (e.index !== last + 1) {
+          throw new WalCorruptError(file, offset, `entry ${e.index} leaves a gap after ${last}`);
+        }
+      } else if (c.snapshot && e.index !== c.snapshot.index + 1 && e.index <= c.snapshot.index) {
+        return; // already covered by the snapshot
+      }
+      entries.push(e);
+      return;
+    }
+  }
+}
