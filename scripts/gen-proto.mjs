@@ -30,5 +30,5 @@ if (existsSync(outJs) && existsSync(outDts) && statSync(outJs).mtimeMs > newestP
 }
 mkdirSync(outDir, { recursive: true });
 const bin = (name) => join(root, 'node_modules', '.bin', name);
-execFileSync(bin('pbjs'), ['-t', 'static-module', '-w', 'commonjs', '--force-long', '--no-verify', '--no-delimited', '--no-convert', '-p', protoRoot, '-o', outJs, ...protos], { stdio: 'inherit' });
+execFileSync(bin('pbjs'), ['-t', 'static-module', '-w', 'commonjs', '--no-verify', '--no-delimited', '--no-convert', '-p', protoRoot, '-o', outJs, ...protos], { stdio: 'inherit' });
 execFileSync(bin('pbts'), ['-o', outDts, outJs], { stdio: 'inherit' });

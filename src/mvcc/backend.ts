@@ -25,6 +25,8 @@ export class Backend {
   private writing = false;
   private syncRequested = false;
   private failed: Error | undefined;
+  /** Ops to add to every batch as it is taken (the store's applied index, current at that moment). */
+  flushHook: (() => BatchOp[]) | undefined;
 
   private constructor(readonly db: Level<Buffer, Buffer>, private readonly onFatal: (err: Error) => void) {}
 
@@ -74,6 +76,7 @@ export class Backend {
     this.writing = true;
     while (this.waiters.length > 0) {
       const ops = this.queue;
+      if (this.flushHook) for (const op of this.flushHook()) ops.push(op);
       const waiters = this.waiters;
       const sync = this.syncRequested;
       this.queue = [];
@@ -84,7 +87,6 @@ export class Backend {
           const last = i + BATCH_OPS_MAX >= ops.length;
           await this.db.batch(ops.slice(i, i + BATCH_OPS_MAX), { sync: sync && last });
         }
-        if (ops.length === 0 && sync) await this.db.batch([], { sync: true });
         for (const w of waiters) w.resolve();
       } catch (e) {
         const err = e instanceof Error ? e : new Error(String(e));

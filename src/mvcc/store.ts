@@ -60,7 +60,18 @@ export class MvccStore {
   private readonly historicalReads = new Set<Promise<unknown>>();
   private readonly listeners: Array<(events: WatchEvent[], revision: number) => void> = [];
 
-  private constructor(readonly backend: Backend) {}
+  private persistedAppliedIndex = 0;
+
+  private constructor(readonly backend: Backend) {
+    // The applied index goes into whichever batch is written next. Batches are taken between
+    // turns of the event loop, and apply is synchronous within an entry, so a batch holds
+    // whole entries and exactly the index of the last one: replay never applies twice.
+    backend.flushHook = () => {
+      if (this.appliedIndex === this.persistedAppliedIndex) return [];
+      this.persistedAppliedIndex = this.appliedIndex;
+      return [{ type: 'put', key: META_APPLIED_INDEX, value: encodeU64(this.appliedIndex) }];
+    };
+  }
 
   static async open(backend: Backend): Promise<MvccStore> {
     const store = new MvccStore(backend);
@@ -91,11 +102,10 @@ export class MvccStore {
     this.listeners.push(listener);
   }
 
-  /** Records that the log entry `index` has been applied; written with the same batch. */
+  /** Records that the log entry `index` has been applied; persisted with the batch holding its changes. */
   setConsistentIndex(index: number): void {
     if (index < this.appliedIndex) throw new Error(`mvcc: consistent index going back from ${this.appliedIndex} to ${index}`);
     this.appliedIndex = index;
-    this.backend.put(META_APPLIED_INDEX, encodeU64(index));
   }
 
   /** Checks a read revision against the store's history; returns the revision to read at. */
@@ -172,7 +182,8 @@ export class MvccStore {
         slots[i] = decodeRecord(s, raw).kv;
       }
     }
-    return { kvs: slots as KeyValue[], count, revision: rev };
+    // As in etcd, the result carries the store's current revision, not the one read at.
+    return { kvs: slots as KeyValue[], count, revision: this.revision };
   }
 
   private forEachInRange(key: Buffer, end: Buffer | undefined, visit: (e: Entry) => void): void {
@@ -295,7 +306,7 @@ export class MvccStore {
   private async restore(): Promise<void> {
     const db = this.backend.db;
     const applied = await db.get(META_APPLIED_INDEX);
-    if (applied) this.appliedIndex = decodeU64(applied);
+    if (applied) this.appliedIndex = this.persistedAppliedIndex = decodeU64(applied);
     const scheduled = await db.get(META_COMPACT_SCHEDULED);
     const finished = await db.get(META_COMPACT_FINISHED);
     const it = db.iterator({ gte: Buffer.of(REV_PREFIX), lt: Buffer.of(REV_PREFIX + 1) });

@@ -43,7 +43,7 @@ export interface RangeResult {
   kvs: KeyValue[];
   /** How many keys the range holds at `revision`, whatever the limit. */
   count: number;
-  /** The revision the range was read at. */
+  /** The store's current revision when the range was read (etcd's header revision). */
   revision: number;
 }
 

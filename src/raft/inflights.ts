@@ -38,6 +38,12 @@ export class Inflights {
     if (this.count === 0) this.start = 0;
   }
 
+  /** Forget the oldest in-flight message (it was probably lost), so one more can be sent. */
+  freeFirstOne(): void {
+    if (this.count === 0) return;
+    this.freeLE(this.buffer[this.start]);
+  }
+
   full(): boolean {
     return this.count === this.capacity;
   }

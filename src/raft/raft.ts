@@ -644,6 +644,10 @@ export class Raft {
   private handleHeartbeatResponse(m: Message, pr: Progress): void {
     pr.recentActive = true;
     pr.probeSent = false;
+    // The follower is alive but our window is full: appends were probably lost. Free
+    // one slot so that the append below goes out; the follower's rejection (it lacks
+    // the lost entries) then moves it back to Probe.
+    if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
     if (pr.match < this.raftLog.lastIndex()) this.sendAppend(m.from);
     if (m.context.byteLength === 0) return;
     const acks = this.readOnly.recvAck(m.from, m.context);

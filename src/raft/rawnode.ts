@@ -25,7 +25,7 @@
 
 import { assert } from './assert';
 import { encodeConfChange } from './codec';
-import { ErrStepLocalMsg } from './errors';
+import { ErrProposalDropped, ErrReadIndexDropped, ErrStepLocalMsg } from './errors';
 import type { Progress } from './progress';
 import { type Config, Raft } from './raft';
 import {
@@ -153,7 +153,14 @@ export class RawNode {
     if (isLocalMessage(m.type)) throw ErrStepLocalMsg;
     // Answers from a peer we no longer track (removed) are meaningless.
     if (isResponseMessage(m.type) && !this.raft.trk.progress.has(m.from)) return;
-    this.raft.step(m);
+    try {
+      this.raft.step(m);
+    } catch (e) {
+      // A forwarded proposal or read that cannot proceed here is dropped; the
+      // requester on the other node times out and retries.
+      if (e === ErrProposalDropped || e === ErrReadIndexDropped) return;
+      throw e;
+    }
   }
 
   /** Request a linearizable read; a ReadState with this context arrives in a later Ready. */

@@ -1,0 +1,61 @@
+// The member's configuration: etcd's flag names, values and defaults. The command line,
+// ETCD_* variables and --config-file (etcd's YAML keys) all fill this one shape; see
+// src/bin/flags.ts for how.
+
+export interface ServerConfig {
+  name: string;
+  dataDir: string;
+  walDir: string;
+  listenClientUrls: string[];
+  advertiseClientUrls: string[];
+  listenPeerUrls: string[];
+  initialAdvertisePeerUrls: string[];
+  initialCluster: string;
+  initialClusterState: 'new' | 'existing';
+  initialClusterToken: string;
+  maxRequestBytes: number;
+  maxTxnOps: number;
+  quotaBackendBytes: number;
+  snapshotCount: number;
+  heartbeatIntervalMs: number;
+  electionTimeoutMs: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
+  logger: 'zap' | 'capnslog';
+  logOutputs: string[];
+}
+
+/** etcd's default quota: 2 GiB. */
+export const QUOTA_BACKEND_BYTES_DEFAULT = 2 * 1024 * 1024 * 1024;
+/** etcd's largest allowed quota: 8 GiB (it warns above it; cairn refuses). */
+export const QUOTA_BACKEND_BYTES_MAX = 8 * 1024 * 1024 * 1024;
+/** gRPC framing on top of a request: etcd lets messages this much larger than --max-request-bytes through gRPC. */
+export const GRPC_OVERHEAD_BYTES = 512 * 1024;
+
+export function defaultConfig(): ServerConfig {
+  return {
+    name: 'default',
+    dataDir: '',
+    walDir: '',
+    listenClientUrls: ['http://localhost:2379'],
+    advertiseClientUrls: ['http://localhost:2379'],
+    listenPeerUrls: ['http://localhost:2380'],
+    initialAdvertisePeerUrls: ['http://localhost:2380'],
+    initialCluster: '',
+    initialClusterState: 'new',
+    initialClusterToken: 'etcd-cluster',
+    maxRequestBytes: 1.5 * 1024 * 1024,
+    maxTxnOps: 128,
+    quotaBackendBytes: 0,
+    snapshotCount: 100_000,
+    heartbeatIntervalMs: 100,
+    electionTimeoutMs: 1000,
+    logLevel: 'info',
+    logger: 'zap',
+    logOutputs: ['default'],
+  };
+}
+
+/** etcd's style of default data dir: "<name>.etcd"; cairn's is "<name>.cairn". */
+export function defaultDataDir(name: string): string {
+  return `${name}.cairn`;
+}

@@ -1,0 +1,329 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { cairnpb, etcdserverpb } from '../gen/proto';
+import { Backend } from '../mvcc/backend';
+import { MvccStore } from '../mvcc/store';
+import { Wal } from '../wal/wal';
+import {
+  NO_LEASES,
+  TxnExecutor,
+  applyDeleteRange,
+  applyPut,
+  checkPut,
+  isTxnReadOnly,
+  isTxnSerializable,
+  mvccError,
+  mvccRangeOptions,
+  rangeEnd,
+  rangeResponse,
+} from './apply';
+import { ServerConfig } from './config';
+import { asBuffer, toBigInt, toNumber, uint64 } from './convert';
+import { Errors, EtcdError } from './errors';
+import { RequestIdGenerator, computeClusterId, computeMemberId, idToHex } from './ids';
+import { CommittedEntry, LocalLog } from './local-log';
+import { decodeMemberMeta, encodeMemberMeta, MemberMeta } from './member-meta';
+
+// One cairn member: the WAL-backed log, the apply loop into mvcc, and the request paths the
+// API layer calls. Every mutation is proposed as a log entry, acknowledged only after it is
+// durable and applied; reads wait until everything committed before them is applied.
+
+/** etcd refuses new proposals when apply falls this far behind commit. */
+const APPLY_GAP_MAX = 5000;
+/** Force LevelDB to disk and release WAL segments after this many applied entries. */
+const RELEASE_EVERY_ENTRIES = 10_000;
+
+interface Waiter {
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+export interface ServerCounters {
+  proposalsCommitted: number;
+  proposalsApplied: number;
+  proposalsFailed: number;
+}
+
+export class CairnServer {
+  private readonly waiters = new Map<bigint, Waiter>();
+  private readonly appliedWaiters: Array<{ index: number; resolve: () => void }> = [];
+  private applyQueue: CommittedEntry[] = [];
+  private applying = false;
+  private applied: number;
+  private releasedAt: number;
+  private stopping = false;
+  private readonly txns: TxnExecutor;
+  readonly counters: ServerCounters = { proposalsCommitted: 0, proposalsApplied: 0, proposalsFailed: 0 };
+
+  private constructor(
+    readonly config: ServerConfig,
+    readonly log: Logger,
+    readonly meta: MemberMeta,
+    private readonly wal: Wal,
+    private readonly backend: Backend,
+    readonly store: MvccStore,
+    private readonly raftLog: LocalLog,
+    private readonly ids: RequestIdGenerator,
+  ) {
+    this.applied = store.consistentIndex;
+    this.releasedAt = this.applied;
+    this.txns = new TxnExecutor(store, NO_LEASES);
+  }
+
+  static async open(config: ServerConfig, log: Logger): Promise<CairnServer> {
+    const memberDir = join(config.dataDir, 'member');
+    const walDir = config.walDir || join(memberDir, 'wal');
+    await mkdir(memberDir, { recursive: true, mode: 0o700 });
+    const { wal, contents } = await Wal.open(walDir);
+    if (contents.repairedTail) log.warn({ file: contents.repairedTail.file, offset: contents.repairedTail.offset }, 'cut a torn write off the end of the WAL');
+    let meta: MemberMeta;
+    if (contents.metadata) {
+      meta = decodeMemberMeta(contents.metadata);
+    } else {
+      const peerUrls = config.initialAdvertisePeerUrls;
+      const memberId = computeMemberId(peerUrls, config.initialClusterToken);
+      meta = { memberId, clusterId: computeClusterId([memberId]), name: config.name };
+      wal.appendMetadata(encodeMemberMeta(meta));
+    }
+    // Each start of a single member is a new election: the term goes up by one (a fresh
+    // member bootstraps at term 1 and elects itself at term 2, as etcd does).
+    const term = (contents.hardState?.term ?? 1) + 1;
+    const lastIndex = contents.entries.length ? contents.entries[contents.entries.length - 1].index : contents.snapshot?.index ?? 0;
+    wal.appendHardState({ term, vote: meta.memberId, commit: lastIndex });
+    await wal.sync();
+    const backend = await Backend.open(join(memberDir, 'db'), (err) => fatal(log, err, 'backend write failed'));
+    const store = await MvccStore.open(backend);
+    const raftLog = new LocalLog(wal, lastIndex, term);
+    const server = new CairnServer(config, log, meta, wal, backend, store, raftLog, new RequestIdGenerator(meta.memberId, Date.now()));
+    wal.onFsync = undefined;
+    const replay = contents.entries.filter((e) => e.index > store.consistentIndex);
+    if (store.consistentIndex > lastIndex) {
+      throw new Error(`data dir ${config.dataDir}: the store has applied index ${store.consistentIndex} but the WAL ends at ${lastIndex}; the WAL was lost or replaced`);
+    }
+    if (replay.length > 0) {
+      log.info({ from: replay[0].index, to: replay[replay.length - 1].index }, 'replaying WAL entries into the store');
+      server.onCommitted(replay.map((e) => ({ index: e.index, term: e.term, data: e.data })));
+      await server.waitApplied(lastIndex);
+    }
+    raftLog.subscribe(
+      (entries) => server.onCommitted(entries),
+      (err) => fatal(log, err, 'WAL write failed'),
+    );
+    log.info(
+      { member_id: idToHex(meta.memberId), cluster_id: idToHex(meta.clusterId), term, applied_index: server.applied, revision: store.currentRevision },
+      'member started',
+    );
+    return server;
+  }
+
+  get term(): number {
+    return this.raftLog.term;
+  }
+
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  get commitIndex(): number {
+    return this.raftLog.commitIndex;
+  }
+
+  header(revision?: number): etcdserverpb.IResponseHeader {
+    return {
+      clusterId: uint64(this.meta.clusterId),
+      memberId: uint64(this.meta.memberId),
+      revision: revision || this.store.currentRevision,
+      raftTerm: this.raftLog.term,
+    };
+  }
+
+  // ---- reads ---------------------------------------------------------------------------
+
+  async range(r: etcdserverpb.IRangeRequest): Promise<etcdserverpb.IRangeResponse> {
+    if (!r.serializable) await this.linearizableReadBarrier();
+    try {
+      const rr = await this.store.range(asBuffer(r.key), rangeEnd(r.rangeEnd), mvccRangeOptions(r));
+      return rangeResponse(r, rr);
+    } catch (e) {
+      throw mvccError(e);
+    }
+  }
+
+  /** Waits until every entry committed before the call is applied (a ReadIndex of one member). */
+  async linearizableReadBarrier(): Promise<void> {
+    if (this.stopping) throw Errors.stopped();
+    await this.waitApplied(this.raftLog.commitIndex);
+  }
+
+  // ---- writes --------------------------------------------------------------------------
+
+  put(r: etcdserverpb.IPutRequest): Promise<etcdserverpb.IPutResponse> {
+    return this.propose({ put: r }, putCost(r)) as Promise<etcdserverpb.IPutResponse>;
+  }
+
+  deleteRange(r: etcdserverpb.IDeleteRangeRequest): Promise<etcdserverpb.IDeleteRangeResponse> {
+    return this.propose({ deleteRange: r }, 0) as Promise<etcdserverpb.IDeleteRangeResponse>;
+  }
+
+  async txn(r: etcdserverpb.ITxnRequest): Promise<etcdserverpb.ITxnResponse> {
+    if (isTxnReadOnly(r)) {
+      if (!isTxnSerializable(r)) await this.linearizableReadBarrier();
+      try {
+        return await this.txns.execute(r);
+      } catch (e) {
+        throw mvccError(e);
+      }
+    }
+    return this.propose({ txn: r }, txnCost(r)) as Promise<etcdserverpb.ITxnResponse>;
+  }
+
+  compact(r: etcdserverpb.ICompactionRequest): Promise<etcdserverpb.ICompactionResponse> {
+    return this.propose({ compaction: r }, 0) as Promise<etcdserverpb.ICompactionResponse>;
+  }
+
+  private propose(req: cairnpb.IInternalRequest, costBytes: number): Promise<unknown> {
+    if (this.stopping) return Promise.reject(Errors.stopped());
+    if (this.raftLog.commitIndex - this.applied > APPLY_GAP_MAX) return Promise.reject(Errors.tooManyRequests());
+    const quota = this.config.quotaBackendBytes;
+    if (costBytes > 0 && quota > 0 && this.store.stats().dbSizeBytes + costBytes > quota) return Promise.reject(Errors.noSpace());
+    const id = this.ids.next();
+    req.id = uint64(id);
+    const data = cairnpb.InternalRequest.encode(req).finish();
+    if (data.length > this.config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
+    return new Promise((resolve, reject) => {
+      this.waiters.set(id, { resolve, reject });
+      this.raftLog.propose(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    });
+  }
+
+  // ---- apply ---------------------------------------------------------------------------
+
+  private onCommitted(entries: CommittedEntry[]): void {
+    this.counters.proposalsCommitted += entries.length;
+    for (const e of entries) this.applyQueue.push(e);
+    if (!this.applying) void this.runApply();
+  }
+
+  private async runApply(): Promise<void> {
+    this.applying = true;
+    try {
+      while (this.applyQueue.length > 0) {
+        const batch = this.applyQueue;
+        this.applyQueue = [];
+        for (const e of batch) {
+          const pending = this.applyEntry(e);
+          if (pending !== undefined) await pending;
+          this.store.setConsistentIndex(e.index);
+          this.applied = e.index;
+          this.counters.proposalsApplied++;
+        }
+        this.backend.commit().catch(() => undefined); // a failure is fatal through the backend's handler
+        this.notifyApplied();
+        if (this.applied - this.releasedAt >= RELEASE_EVERY_ENTRIES) void this.releaseWal(this.applied);
+      }
+    } catch (e) {
+      fatal(this.log, e, 'apply failed');
+    } finally {
+      this.applying = false;
+    }
+  }
+
+  private applyEntry(e: CommittedEntry): Promise<void> | undefined {
+    if (e.data.length === 0) return undefined;
+    const req = cairnpb.InternalRequest.decode(e.data);
+    const id = toBigInt(req.id as Parameters<typeof toBigInt>[0], true);
+    const waiter = this.waiters.get(id);
+    if (waiter) this.waiters.delete(id);
+    const done = (resp: unknown): void => waiter?.resolve(resp);
+    const failed = (err: unknown): void => {
+      if (!(err instanceof EtcdError)) throw err; // not a client error: a bug; stop before corrupting more
+      this.counters.proposalsFailed++;
+      waiter?.reject(err);
+    };
+    try {
+      if (req.put) {
+        checkPut(req.put, (k, end) => this.store.rangeCurrent(k, end), NO_LEASES);
+        const txn = this.store.write();
+        const resp = applyPut(txn, req.put);
+        txn.end();
+        done(resp);
+      } else if (req.deleteRange) {
+        const txn = this.store.write();
+        const resp = applyDeleteRange(txn, req.deleteRange);
+        txn.end();
+        done(resp);
+      } else if (req.txn) {
+        return this.txns.execute(req.txn).then(done, (err) => failed(mvccError(err)));
+      } else if (req.compaction) {
+        const { physical } = this.store.compact(toNumber(req.compaction.revision));
+        const resp: etcdserverpb.ICompactionResponse = { header: { revision: this.store.currentRevision } };
+        if (req.compaction.physical) physical.then(() => done(resp), (err) => waiter?.reject(err));
+        else done(resp);
+      } else {
+        throw new Error(`log entry ${e.index} holds no known request`);
+      }
+    } catch (err) {
+      failed(mvccError(err));
+    }
+    return undefined;
+  }
+
+  private waitApplied(index: number): Promise<void> {
+    if (this.applied >= index) return Promise.resolve();
+    return new Promise((resolve) => this.appliedWaiters.push({ index, resolve }));
+  }
+
+  private notifyApplied(): void {
+    if (this.appliedWaiters.length === 0) return;
+    let kept = 0;
+    for (const w of this.appliedWaiters) {
+      if (w.index <= this.applied) w.resolve();
+      else this.appliedWaiters[kept++] = w;
+    }
+    this.appliedWaiters.length = kept;
+  }
+
+  /** Makes the store durable up to `index`, then drops WAL segments it no longer needs. */
+  private async releaseWal(index: number): Promise<void> {
+    this.releasedAt = index;
+    try {
+      await this.backend.sync();
+      await this.wal.releaseTo(Math.min(index, this.store.consistentIndex));
+    } catch (e) {
+      fatal(this.log, e, 'releasing WAL segments failed');
+    }
+  }
+
+  /** Stops taking requests, lets in-flight work finish, and closes storage. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    await this.waitApplied(this.raftLog.commitIndex);
+    await this.store.settle();
+    for (const w of this.waiters.values()) w.reject(Errors.stopped());
+    this.waiters.clear();
+    await this.wal.close();
+    await this.backend.sync().catch(() => undefined);
+    await this.backend.close();
+  }
+}
+
+function putCost(r: etcdserverpb.IPutRequest): number {
+  return (r.key?.length ?? 0) + (r.value?.length ?? 0) + 64;
+}
+
+function txnCost(r: etcdserverpb.ITxnRequest): number {
+  let cost = 0;
+  for (const op of [...(r.success ?? []), ...(r.failure ?? [])]) {
+    if (op.requestPut) cost += putCost(op.requestPut);
+    else if (op.requestTxn) cost += txnCost(op.requestTxn);
+  }
+  return cost;
+}
+
+function fatal(log: Logger, err: unknown, msg: string): never {
+  log.fatal({ err }, msg);
+  // A storage or apply failure leaves memory and disk out of step: stop rather than serve.
+  process.exit(1);
+}
