@@ -607,8 +607,11 @@ export class Raft {
       return;
     }
     const oldPaused = pr.isPaused();
-    // A probe answered at the index we already knew also proves the logs match there.
-    if (!(pr.maybeUpdate(m.index) || (pr.match === m.index && pr.state === ProgressState.Probe))) return;
+    // A probe answered at the index we already knew also proves the logs match there
+    // (unless that index was compacted: then only a snapshot helps, and switching to
+    // Replicate would just resend it in a loop).
+    const reprobe = pr.match === m.index && pr.state === ProgressState.Probe && m.index + 1 >= this.raftLog.firstIndex();
+    if (!(pr.maybeUpdate(m.index) || reprobe)) return;
     switch (pr.state) {
       case ProgressState.Probe:
         pr.becomeReplicate();
