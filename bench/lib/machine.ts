@@ -1,0 +1,58 @@
+/** Facts about the machine and CPU accounting for benchmark reports (Linux /proc). */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { ETCD_BIN } from './procs';
+
+export interface MachineInfo {
+  cpuModel: string;
+  cores: number;
+  memGiB: number;
+  kernel: string;
+  node: string;
+  etcdVersion: string;
+  tmpdir: string;
+}
+
+export function machineInfo(): MachineInfo {
+  const cpus = os.cpus();
+  let etcdVersion = 'unknown';
+  try {
+    const out = execFileSync(ETCD_BIN, ['--version'], { encoding: 'utf8', timeout: 5_000 });
+    etcdVersion = /etcd Version:\s*(\S+)/.exec(out)?.[1] ?? out.split('\n')[0];
+  } catch {
+    // report unknown
+  }
+  return {
+    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
+    cores: cpus.length,
+    memGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    etcdVersion,
+    tmpdir: os.tmpdir(),
+  };
+}
+
+/** Clock ticks per second for /proc/<pid>/stat (USER_HZ; 100 on every mainstream Linux build). */
+const USER_HZ = 100;
+
+/** CPU time (user + system, all threads) consumed so far by a process, in ms; NaN when unreadable. */
+export function processCpuMs(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name (which may contain spaces).
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(rest[11]); // field 14
+    const stime = Number(rest[12]); // field 15
+    return ((utime + stime) * 1000) / USER_HZ;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU time of this process (all threads, worker_threads included), in ms. */
+export function selfCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}

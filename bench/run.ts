@@ -1,0 +1,348 @@
+/**
+ * `npm run bench`: the same workloads against a fresh single-member cairn and a fresh
+ * single-member etcd on this machine, alternating round by round (cairn, etcd, cairn,
+ * etcd, ...), quoting the median round. Prints a markdown table and writes the full
+ * results to bench/results/<timestamp>.json.
+ *
+ *   npm run bench -- --duration 10 --rounds 3
+ *   npm run bench -- --against etcd --workloads put --workers 2
+ *   npm run bench -- --help
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { helpText, intFlag, listFlag, numFlag, parseArgs, type FlagSpecs, type ParsedArgs } from './lib/args';
+import { profilesIn, summarizeProfile } from './lib/cpuprofile';
+import { machineInfo, type MachineInfo } from './lib/machine';
+import { cleanupAll, makeTempDir, repoRoot, startCairn, startEtcd, type ServerKind, type ServerProc } from './lib/procs';
+import { LOAD_DEFAULTS, runLoad, type LoadResult } from './loadgen';
+import { checkKeyOptions, getWorkload, KEY_OPTIONS_DEFAULT, type KeyOptions, type KeyOrder, type Workload } from './loadgen/workloads';
+
+const FLAGS: FlagSpecs = {
+  against: { help: 'servers to measure, comma-separated: cairn, etcd', def: 'cairn,etcd' },
+  workloads: { help: 'workloads, comma-separated (put, range, range-serializable)', def: 'put,range,range-serializable' },
+  duration: { help: 'measured seconds per run', def: '10' },
+  warmup: { help: 'warm-up seconds per run (not counted)', def: '1' },
+  rounds: { help: 'runs per workload and server; the median round is quoted', def: '3' },
+  workers: { help: 'load generator worker threads', def: String(LOAD_DEFAULTS.workers) },
+  clients: { help: 'concurrent calls in flight', def: String(LOAD_DEFAULTS.clients) },
+  conns: { help: 'HTTP/2 connections', def: String(LOAD_DEFAULTS.conns) },
+  'key-size': { help: 'key bytes', def: String(KEY_OPTIONS_DEFAULT.keySize) },
+  'val-size': { help: 'value bytes', def: String(KEY_OPTIONS_DEFAULT.valSize) },
+  'key-space': { help: 'distinct keys (preloaded for range workloads)', def: String(KEY_OPTIONS_DEFAULT.keySpace) },
+  'key-order': { help: 'seq or random', def: KEY_OPTIONS_DEFAULT.keyOrder },
+  'cpu-prof': { bool: true, help: 'run cairn under node --cpu-prof and print where it spends CPU' },
+  out: { help: 'results JSON path', def: 'bench/results/<timestamp>.json' },
+  help: { bool: true, help: 'show this help' },
+};
+
+interface Options {
+  against: ServerKind[];
+  workloads: Workload[];
+  durationMs: number;
+  warmupMs: number;
+  rounds: number;
+  workers: number;
+  clients: number;
+  conns: number;
+  keys: KeyOptions;
+  cpuProf: boolean;
+  out: string;
+}
+
+/** Pause between runs so one server's background flushing does not overlap the next run. */
+const SETTLE_MS = 1_000;
+
+function options(args: ParsedArgs, stamp: string): Options {
+  const against = listFlag(args, 'against', ['cairn', 'etcd']);
+  for (const a of against) if (a !== 'cairn' && a !== 'etcd') throw new Error(`--against: unknown server ${JSON.stringify(a)}`);
+  const keyOrder = args.values.get('key-order') ?? KEY_OPTIONS_DEFAULT.keyOrder;
+  if (keyOrder !== 'seq' && keyOrder !== 'random') throw new Error('--key-order must be seq or random');
+  const keys: KeyOptions = {
+    keySize: intFlag(args, 'key-size', KEY_OPTIONS_DEFAULT.keySize, 1),
+    valSize: intFlag(args, 'val-size', KEY_OPTIONS_DEFAULT.valSize, 0),
+    keySpace: intFlag(args, 'key-space', KEY_OPTIONS_DEFAULT.keySpace, 1),
+    keyOrder: keyOrder as KeyOrder,
+  };
+  checkKeyOptions(keys);
+  return {
+    against: [...new Set(against)] as ServerKind[],
+    workloads: listFlag(args, 'workloads', ['put', 'range', 'range-serializable']).map(getWorkload),
+    durationMs: numFlag(args, 'duration', 10, 0.1) * 1000,
+    warmupMs: numFlag(args, 'warmup', 1, 0) * 1000,
+    rounds: intFlag(args, 'rounds', 3, 1),
+    workers: intFlag(args, 'workers', LOAD_DEFAULTS.workers, 1),
+    clients: intFlag(args, 'clients', LOAD_DEFAULTS.clients, 1),
+    conns: intFlag(args, 'conns', LOAD_DEFAULTS.conns, 1),
+    keys,
+    cpuProf: args.bools.has('cpu-prof'),
+    out: args.values.get('out') ?? path.join(repoRoot(), 'bench', 'results', `${stamp}.json`),
+  };
+}
+
+// ---------------------------------------------------------------------------------
+// Servers: each target is one member whose state decides whether a workload may run on it.
+
+type TargetState = 'none' | 'fresh' | 'preloaded' | 'dirty';
+
+class Target {
+  server: ServerProc | null = null;
+  state: TargetState = 'none';
+  readonly profDir: string | null;
+
+  constructor(
+    readonly kind: ServerKind,
+    private readonly opts: Options,
+    profRoot: string,
+  ) {
+    this.profDir = kind === 'cairn' && opts.cpuProf ? profRoot : null;
+  }
+
+  /** Stop the current member (if any) and start a fresh one on a new data dir. */
+  async startFresh(): Promise<void> {
+    await this.stop();
+    // Data dirs on the same disk for both servers (os.tmpdir()), with each server's defaults (fsync on).
+    const dataDir = makeTempDir(`bench-${this.kind}-`);
+    if (this.kind === 'etcd') {
+      this.server = await startEtcd({ dataDir });
+    } else {
+      const env = this.profDir !== null ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${this.profDir}` } : undefined;
+      this.server = await startCairn({ dataDir, env });
+    }
+    this.state = 'fresh';
+  }
+
+  async stop(): Promise<void> {
+    const s = this.server;
+    if (s === null) return;
+    this.server = null;
+    this.state = 'none';
+    await s.stop();
+    fs.rmSync(s.dataDir, { recursive: true, force: true });
+  }
+
+  /** Bring the member into the state the workload needs. */
+  async prepare(w: Workload): Promise<void> {
+    if (w.needs === 'fresh' && this.state !== 'fresh') await this.startFresh();
+    if (w.needs === 'preloaded') {
+      if (this.state === 'none' || this.state === 'dirty') await this.startFresh();
+      if (this.state === 'fresh') await this.preload();
+    }
+  }
+
+  private async preload(): Promise<void> {
+    const server = this.need();
+    const t0 = Date.now();
+    const r = await runLoad({
+      endpoint: server.endpoint,
+      workload: 'put',
+      keys: { ...this.opts.keys, keyOrder: 'seq' },
+      workers: this.opts.workers,
+      clients: this.opts.clients,
+      conns: this.opts.conns,
+      count: this.opts.keys.keySpace,
+    });
+    if (r.errorsTotal > 0 || r.ops !== this.opts.keys.keySpace) {
+      throw new Error(
+        `${this.kind}: preload of ${this.opts.keys.keySpace} keys stored ${r.ops} with ${r.errorsTotal} errors: ${r.errorSamples.join('; ')}`,
+      );
+    }
+    log(`  preloaded ${r.ops} keys into ${this.kind} in ${((Date.now() - t0) / 1000).toFixed(1)} s (${r.opsPerSec} puts/s)`);
+    this.state = 'preloaded';
+  }
+
+  need(): ServerProc {
+    if (this.server === null || !this.server.running) {
+      const tail = this.server?.output().slice(-4000) ?? '';
+      throw new Error(`${this.kind} is not running${tail !== '' ? `; last output:\n${tail}` : ''}`);
+    }
+    return this.server;
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// Reporting
+
+interface Cell {
+  workload: string;
+  target: ServerKind;
+  rounds: LoadResult[];
+  /** The round with the median ops/s (the lower middle one for an even count). */
+  median: LoadResult;
+}
+
+function medianRound(rounds: LoadResult[]): LoadResult {
+  const sorted = [...rounds].sort((a, b) => a.opsPerSec - b.opsPerSec);
+  return sorted[Math.floor((sorted.length - 1) / 2)];
+}
+
+function log(line: string): void {
+  process.stderr.write(line + '\n');
+}
+
+function fmtOps(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+function fmtMs(x: number): string {
+  if (!Number.isFinite(x)) return '-';
+  return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
+}
+
+function table(opts: Options, cells: Cell[]): string {
+  const find = (w: string, t: ServerKind): Cell | undefined => cells.find((c) => c.workload === w && c.target === t);
+  const lines = [
+    '| workload | cairn ops/s | etcd ops/s | ratio | cairn p50/p99 ms | etcd p50/p99 ms | errors cairn/etcd |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const w of opts.workloads) {
+    const c = find(w.name, 'cairn')?.median;
+    const e = find(w.name, 'etcd')?.median;
+    const ratio = c !== undefined && e !== undefined && e.opsPerSec > 0 ? `${(c.opsPerSec / e.opsPerSec).toFixed(2)}×` : '-';
+    const lat = (r: LoadResult | undefined): string => (r === undefined ? '-' : `${fmtMs(r.latencyMs.p50)} / ${fmtMs(r.latencyMs.p99)}`);
+    const errs = (r: Cell | undefined): string => (r === undefined ? '-' : String(r.rounds.reduce((s, x) => s + x.errorsTotal, 0)));
+    lines.push(
+      `| ${w.name} | ${c === undefined ? '-' : fmtOps(c.opsPerSec)} | ${e === undefined ? '-' : fmtOps(e.opsPerSec)} | ${ratio} | ` +
+        `${lat(c)} | ${lat(e)} | ${errs(find(w.name, 'cairn'))}/${errs(find(w.name, 'etcd'))} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function details(cells: Cell[]): string {
+  const lines: string[] = [];
+  for (const c of cells) {
+    const ops = c.rounds.map((r) => fmtOps(r.opsPerSec)).join(', ');
+    const m = c.median;
+    lines.push(
+      `- ${c.workload} on ${c.target}: rounds ${ops} ops/s; median round p90 ${fmtMs(m.latencyMs.p90)} ms, max ${fmtMs(m.latencyMs.max)} ms; ` +
+        `CPU server ${m.serverCpuCores ?? '?'} cores, load generator ${m.loadgenCpuCores} cores`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function shellQuote(a: string): string {
+  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
+function machineLine(m: MachineInfo): string {
+  return `${m.cpuModel}, ${m.cores} cores, ${m.memGiB} GiB RAM, ${m.kernel}, Node ${m.node}, etcd ${m.etcdVersion}, data dirs in ${m.tmpdir}`;
+}
+
+function printErrors(cell: Cell): void {
+  for (const [i, r] of cell.rounds.entries()) {
+    if (r.errorsTotal === 0 && r.unfinished === 0) continue;
+    log(
+      `  !! ${cell.workload} on ${cell.target} round ${i + 1}: ${r.errorsTotal} errors ${JSON.stringify(r.errorsByCode)}, ` +
+        `${r.unfinished} unfinished; e.g. ${r.errorSamples.slice(0, 3).join(' | ')}`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  const args = parseArgs(argv, FLAGS);
+  if (args.bools.has('help')) {
+    process.stdout.write(helpText('usage: npm run bench -- [flags]', FLAGS) + '\n');
+    return 0;
+  }
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const opts = options(args, stamp);
+  const machine = machineInfo();
+  const command = `npm run bench -- ${argv.map(shellQuote).join(' ')}`.trimEnd();
+  const profRoot = path.join(repoRoot(), 'bench', 'results', `prof-${stamp}`);
+  log(`machine: ${machineLine(machine)}`);
+  log(`command: ${command}`);
+
+  const targets = opts.against.map((k) => new Target(k, opts, profRoot));
+  const cells: Cell[] = [];
+  const startedAt = new Date().toISOString();
+  try {
+    for (const w of opts.workloads) {
+      log(`workload ${w.name}: ${w.description}`);
+      for (const t of targets) await t.prepare(w);
+      const perTarget = new Map<ServerKind, LoadResult[]>(targets.map((t) => [t.kind, []]));
+      for (let round = 1; round <= opts.rounds; round++) {
+        for (const t of targets) {
+          await new Promise((r) => setTimeout(r, SETTLE_MS));
+          const server = t.need();
+          const r = await runLoad({
+            endpoint: server.endpoint,
+            workload: w.name,
+            keys: opts.keys,
+            workers: opts.workers,
+            clients: opts.clients,
+            conns: opts.conns,
+            warmupMs: opts.warmupMs,
+            durationMs: opts.durationMs,
+            serverPid: server.pid,
+          });
+          perTarget.get(t.kind)?.push(r);
+          log(
+            `  round ${round} ${t.kind.padEnd(5)} ${fmtOps(r.opsPerSec).padStart(7)} ops/s  p50 ${fmtMs(r.latencyMs.p50)} ms  ` +
+              `p99 ${fmtMs(r.latencyMs.p99)} ms  errors ${r.errorsTotal}  cpu srv ${r.serverCpuCores ?? '?'} gen ${r.loadgenCpuCores}`,
+          );
+          t.need(); // the server must have survived the run
+        }
+      }
+      for (const t of targets) {
+        if (w.writes) t.state = 'dirty';
+        const rounds = perTarget.get(t.kind) ?? [];
+        const cell: Cell = { workload: w.name, target: t.kind, rounds, median: medianRound(rounds) };
+        cells.push(cell);
+        printErrors(cell);
+      }
+    }
+  } finally {
+    for (const t of targets) {
+      try {
+        await t.stop();
+      } catch (e) {
+        log(`stopping ${t.kind}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    await cleanupAll();
+  }
+
+  const md = table(opts, cells);
+  const report = [
+    '',
+    `machine: ${machineLine(machine)}`,
+    `command: ${command}`,
+    `load: ${opts.clients} clients over ${opts.conns} HTTP/2 connections, ${opts.workers} worker thread(s); ` +
+      `${opts.durationMs / 1000} s measured after ${opts.warmupMs / 1000} s warm-up; median of ${opts.rounds} rounds; ` +
+      `keys ${opts.keys.keySize} B (${opts.keys.keyOrder} over ${opts.keys.keySpace}), values ${opts.keys.valSize} B`,
+    '',
+    md,
+    '',
+    details(cells),
+    '',
+  ].join('\n');
+  process.stdout.write(report);
+
+  let profiles: { file: string; summary: ReturnType<typeof summarizeProfile> }[] = [];
+  if (opts.cpuProf) {
+    profiles = profilesIn(profRoot).map((file) => ({ file, summary: summarizeProfile(file) }));
+    for (const p of profiles) {
+      process.stdout.write(`\ncairn CPU profile ${path.relative(repoRoot(), p.file)} (${p.summary.totalMs} ms), top self time:\n`);
+      for (const e of p.summary.top) process.stdout.write(`  ${String(e.pct).padStart(5)} %  ${e.fn}  ${e.where}\n`);
+    }
+  }
+
+  fs.mkdirSync(path.dirname(opts.out), { recursive: true });
+  const json = { startedAt, finishedAt: new Date().toISOString(), command, argv, machine, options: { ...opts, workloads: opts.workloads.map((w) => w.name) }, table: md, results: cells, profiles };
+  fs.writeFileSync(opts.out, JSON.stringify(json, (_k, v: unknown) => (v instanceof Float64Array ? undefined : v), 2) + '\n');
+  log(`results: ${path.relative(process.cwd(), opts.out)}`);
+  const errors = cells.reduce((s, c) => s + c.rounds.reduce((t, r) => t + r.errorsTotal + r.unfinished, 0), 0);
+  return errors > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    log(`bench failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+    process.exit(1);
+  },
+);
