@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import { GRPC_OVERHEAD_BYTES } from '../server/config';
 import { CairnServer } from '../server/server';
 import { kvImplementation, kvService } from './kv';
+import { leaseImplementation, leaseService } from './lease';
+import { watchImplementation, watchService } from './watch';
 import { ErrorMapper } from './status';
 
 // The client-facing gRPC server on every --listen-client-urls address.
@@ -25,6 +27,8 @@ export class ApiServer {
     });
     const errors = new ErrorMapper(log);
     grpc.addService(kvService, kvImplementation(member, errors));
+    grpc.addService(watchService, watchImplementation(member, log));
+    grpc.addService(leaseService, leaseImplementation(member, errors));
     const listeners: ClientListener[] = [];
     for (const url of cfg.listenClientUrls) {
       const u = new URL(url);

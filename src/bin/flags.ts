@@ -103,8 +103,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   'host-whitelist': accepted('string', 'the HTTP gateway is not implemented yet'),
   'auth-token': accepted('string', 'authentication is not implemented yet'),
   'bcrypt-cost': accepted('uint', 'authentication is not implemented yet'),
-  'experimental-watch-progress-notify-interval': accepted('string', 'watch is not implemented yet'),
-  'experimental-enable-lease-checkpoint': accepted('bool', 'leases are not implemented yet'),
+  'experimental-watch-progress-notify-interval': honoured('string', (c, v) => (c.watchProgressNotifyIntervalMs = durationMs(v, 'experimental-watch-progress-notify-interval'))),
+  'experimental-enable-lease-checkpoint': accepted('bool', 'cairn restarts a lease from its full TTL after a restart (no checkpoints yet)'),
   'experimental-backend-bbolt-freelist-type': accepted('string', 'cairn stores data in LevelDB, not bbolt'),
   'experimental-compaction-batch-limit': accepted('uint', 'compaction deletes in batches of its own size'),
   'cert-file': refused('string', NO_TLS),
@@ -245,6 +245,20 @@ function readConfigFile(path: string): Map<string, string> {
     out.set(key, Array.isArray(value) ? value.join(',') : String(value));
   }
   return out;
+}
+
+/** A Go duration ("10m", "1.5s", "1h30m", "500ms"); a bare number is taken as nanoseconds, as Go's flag package does not allow, so it is refused. */
+export function durationMs(v: string, name: string): number {
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  let total = 0;
+  let matched = 0;
+  for (let m = re.exec(v); m !== null; m = re.exec(v)) {
+    total += Number(m[1]) * units[m[2]];
+    matched = re.lastIndex;
+  }
+  if (v === '' || matched !== v.length || total <= 0) throw new FlagError(`invalid value "${v}" for flag -${name}: expected a duration like 10m, 30s or 500ms`);
+  return Math.max(1, Math.round(total));
 }
 
 function bool(v: string, name: string): string {

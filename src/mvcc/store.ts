@@ -97,6 +97,21 @@ export class MvccStore {
     return { keysTotal: this.tree.size, dbSizeBytes: this.sizeBytes, putsTotal: this.puts, deletesTotal: this.deletes };
   }
 
+  /** Visits every live key-value at the current revision, in key order. */
+  forEachLive(visit: (kv: KeyValue) => void): void {
+    this.tree.forEachPair((_k, e) => {
+      if (e.current) visit(e.current);
+    });
+  }
+
+  /** Registers a read of LevelDB history; compaction waits for it before deleting records. */
+  trackRead<T>(read: Promise<T>): Promise<T> {
+    this.historicalReads.add(read);
+    const done = (): void => void this.historicalReads.delete(read);
+    read.then(done, done);
+    return read;
+  }
+
   /** Called with the events of every write transaction, in revision order, as it is applied. */
   onEvents(listener: (events: WatchEvent[], revision: number) => void): void {
     this.listeners.push(listener);

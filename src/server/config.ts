@@ -22,6 +22,8 @@ export interface ServerConfig {
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
   logger: 'zap' | 'capnslog';
   logOutputs: string[];
+  /** --experimental-watch-progress-notify-interval (etcd's default: 10 minutes). */
+  watchProgressNotifyIntervalMs: number;
 }
 
 /** etcd's default quota: 2 GiB. */
@@ -52,6 +54,7 @@ export function defaultConfig(): ServerConfig {
     logLevel: 'info',
     logger: 'zap',
     logOutputs: ['default'],
+    watchProgressNotifyIntervalMs: 10 * 60 * 1000,
   };
 }
 

@@ -2,11 +2,12 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { cairnpb, etcdserverpb } from '../gen/proto';
+import { LEASE_TTL_MAX_SECONDS, Lease, LeaseExistsError, LeaseNotFoundError, Lessor } from '../lease/lessor';
 import { Backend } from '../mvcc/backend';
 import { MvccStore } from '../mvcc/store';
+import { WatchHub } from '../mvcc/watch-hub';
 import { Wal } from '../wal/wal';
 import {
-  NO_LEASES,
   TxnExecutor,
   applyDeleteRange,
   applyPut,
@@ -19,9 +20,10 @@ import {
   rangeResponse,
 } from './apply';
 import { ServerConfig } from './config';
-import { asBuffer, toBigInt, toNumber, uint64 } from './convert';
+import { asBuffer, int64, toBigInt, toNumber, uint64 } from './convert';
 import { Errors, EtcdError } from './errors';
 import { RequestIdGenerator, computeClusterId, computeMemberId, idToHex } from './ids';
+import { LeaseExpiry } from './lease-expiry';
 import { CommittedEntry, LocalLog } from './local-log';
 import { decodeMemberMeta, encodeMemberMeta, MemberMeta } from './member-meta';
 
@@ -54,6 +56,10 @@ export class CairnServer {
   private releasedAt: number;
   private stopping = false;
   private readonly txns: TxnExecutor;
+  readonly watchHub: WatchHub;
+  readonly leaseExpiry: LeaseExpiry;
+  /** etcd's minimum lease TTL: 1.5 election timeouts, rounded up to whole seconds. */
+  readonly leaseTtlMinSeconds: number;
   readonly counters: ServerCounters = { proposalsCommitted: 0, proposalsApplied: 0, proposalsFailed: 0 };
 
   private constructor(
@@ -63,12 +69,17 @@ export class CairnServer {
     private readonly wal: Wal,
     private readonly backend: Backend,
     readonly store: MvccStore,
+    readonly lessor: Lessor,
     private readonly raftLog: LocalLog,
     private readonly ids: RequestIdGenerator,
   ) {
     this.applied = store.consistentIndex;
     this.releasedAt = this.applied;
-    this.txns = new TxnExecutor(store, NO_LEASES);
+    this.txns = new TxnExecutor(store, lessor);
+    this.watchHub = new WatchHub(store);
+    this.leaseExpiry = new LeaseExpiry(lessor, (id) => this.leaseRevoke({ ID: int64(id) }));
+    const electionTicks = Math.max(1, Math.floor(config.electionTimeoutMs / config.heartbeatIntervalMs));
+    this.leaseTtlMinSeconds = Math.ceil((Math.floor((3 * electionTicks) / 2) * config.heartbeatIntervalMs) / 1000);
   }
 
   static async open(config: ServerConfig, log: Logger): Promise<CairnServer> {
@@ -94,9 +105,9 @@ export class CairnServer {
     await wal.sync();
     const backend = await Backend.open(join(memberDir, 'db'), (err) => fatal(log, err, 'backend write failed'));
     const store = await MvccStore.open(backend);
+    const lessor = await Lessor.open(backend, store);
     const raftLog = new LocalLog(wal, lastIndex, term);
-    const server = new CairnServer(config, log, meta, wal, backend, store, raftLog, new RequestIdGenerator(meta.memberId, Date.now()));
-    wal.onFsync = undefined;
+    const server = new CairnServer(config, log, meta, wal, backend, store, lessor, raftLog, new RequestIdGenerator(meta.memberId, Date.now()));
     const replay = contents.entries.filter((e) => e.index > store.consistentIndex);
     if (store.consistentIndex > lastIndex) {
       throw new Error(`data dir ${config.dataDir}: the store has applied index ${store.consistentIndex} but the WAL ends at ${lastIndex}; the WAL was lost or replaced`);
@@ -110,6 +121,7 @@ export class CairnServer {
       (entries) => server.onCommitted(entries),
       (err) => fatal(log, err, 'WAL write failed'),
     );
+    server.leaseExpiry.start();
     log.info(
       { member_id: idToHex(meta.memberId), cluster_id: idToHex(meta.clusterId), term, applied_index: server.applied, revision: store.currentRevision },
       'member started',
@@ -182,6 +194,41 @@ export class CairnServer {
     return this.propose({ compaction: r }, 0) as Promise<etcdserverpb.ICompactionResponse>;
   }
 
+  // ---- leases --------------------------------------------------------------------------
+
+  leaseGrant(r: etcdserverpb.ILeaseGrantRequest): Promise<etcdserverpb.ILeaseGrantResponse> {
+    const requested = toNumber(r.TTL);
+    if (requested > LEASE_TTL_MAX_SECONDS) return Promise.reject(Errors.leaseTTLTooLarge());
+    let id = toBigInt(r.ID);
+    while (id === 0n) id = this.ids.next() & 0x7fff_ffff_ffff_ffffn;
+    const ttl = Math.max(requested, this.leaseTtlMinSeconds);
+    return this.propose({ leaseGrant: { ID: int64(id), TTL: ttl } }, 64) as Promise<etcdserverpb.ILeaseGrantResponse>;
+  }
+
+  leaseRevoke(r: etcdserverpb.ILeaseRevokeRequest): Promise<etcdserverpb.ILeaseRevokeResponse> {
+    return this.propose({ leaseRevoke: r }, 0) as Promise<etcdserverpb.ILeaseRevokeResponse>;
+  }
+
+  /** Renews a lease (leader-local, not through the log); its TTL, or 0 when it is gone. */
+  leaseKeepAlive(id: bigint): number {
+    if (this.stopping) throw Errors.stopped();
+    return this.leaseExpiry.keepAlive(id) ?? 0;
+  }
+
+  async leaseTimeToLive(r: etcdserverpb.ILeaseTimeToLiveRequest): Promise<etcdserverpb.ILeaseTimeToLiveResponse> {
+    await this.linearizableReadBarrier();
+    const id = toBigInt(r.ID);
+    const lease: Lease | undefined = this.lessor.get(id);
+    if (lease === undefined) return { ID: r.ID, TTL: -1 };
+    const keys = r.keys ? [...lease.keys].sort().map((k) => Buffer.from(k, 'latin1')) : [];
+    return { ID: r.ID, TTL: this.leaseExpiry.remainingSeconds(id), grantedTTL: lease.ttlSeconds, keys };
+  }
+
+  async leaseLeases(): Promise<etcdserverpb.ILeaseLeasesResponse> {
+    await this.linearizableReadBarrier();
+    return { leases: this.lessor.all().map((l) => ({ ID: int64(l.id) })) };
+  }
+
   private propose(req: cairnpb.IInternalRequest, costBytes: number): Promise<unknown> {
     if (this.stopping) return Promise.reject(Errors.stopped());
     if (this.raftLog.commitIndex - this.applied > APPLY_GAP_MAX) return Promise.reject(Errors.tooManyRequests());
@@ -243,7 +290,7 @@ export class CairnServer {
     };
     try {
       if (req.put) {
-        checkPut(req.put, (k, end) => this.store.rangeCurrent(k, end), NO_LEASES);
+        checkPut(req.put, (k, end) => this.store.rangeCurrent(k, end), this.lessor);
         const txn = this.store.write();
         const resp = applyPut(txn, req.put);
         txn.end();
@@ -260,6 +307,23 @@ export class CairnServer {
         const resp: etcdserverpb.ICompactionResponse = { header: { revision: this.store.currentRevision } };
         if (req.compaction.physical) physical.then(() => done(resp), (err) => waiter?.reject(err));
         else done(resp);
+      } else if (req.leaseGrant) {
+        const id = toBigInt(req.leaseGrant.ID);
+        try {
+          const lease = this.lessor.grant(id, toNumber(req.leaseGrant.TTL));
+          done({ header: { revision: this.store.currentRevision }, ID: req.leaseGrant.ID, TTL: lease.ttlSeconds, error: '' });
+        } catch (err) {
+          if (err instanceof LeaseExistsError) failed(Errors.leaseExists());
+          else throw err;
+        }
+      } else if (req.leaseRevoke) {
+        try {
+          this.lessor.revoke(toBigInt(req.leaseRevoke.ID), this.store);
+          done({ header: { revision: this.store.currentRevision } });
+        } catch (err) {
+          if (err instanceof LeaseNotFoundError) failed(Errors.leaseNotFound());
+          else throw err;
+        }
       } else {
         throw new Error(`log entry ${e.index} holds no known request`);
       }
@@ -299,6 +363,8 @@ export class CairnServer {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.leaseExpiry.stop();
+    this.watchHub.stop();
     await this.waitApplied(this.raftLog.commitIndex);
     await this.store.settle();
     for (const w of this.waiters.values()) w.reject(Errors.stopped());

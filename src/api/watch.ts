@@ -1,0 +1,193 @@
+import type { ServerDuplexStream, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { etcdserverpb, mvccpb } from '../gen/proto';
+import { EventType, WatchEvent } from '../mvcc/types';
+import { WatchFilter, WatchSink, Watcher } from '../mvcc/watch-hub';
+import { asBuffer, kvToWire, toNumber } from '../server/convert';
+import { CairnServer } from '../server/server';
+import { method } from './codec';
+
+// etcd's Watch service: one bidirectional stream carries many watchers. Create, cancel and
+// progress requests come in; created/canceled notices and event batches go out, in the
+// order etcd sends them. When the gRPC stream's buffer fills, the stream stops taking
+// deliveries and its watchers fall back to catching up from storage once it drains.
+
+const pb = etcdserverpb;
+
+export const watchService: ServiceDefinition = {
+  Watch: method('/etcdserverpb.Watch/Watch', pb.WatchRequest, pb.WatchResponse, { request: true, response: true }),
+};
+
+type Call = ServerDuplexStream<etcdserverpb.WatchRequest, etcdserverpb.IWatchResponse>;
+
+export function watchImplementation(member: CairnServer, log: Logger): UntypedServiceImplementation {
+  return {
+    Watch: (call: Call) => {
+      const stream = new WatchStream(member, call, log);
+      call.on('data', (req: etcdserverpb.WatchRequest) => stream.onRequest(req));
+      call.on('drain', () => stream.onDrain());
+      call.on('end', () => {
+        stream.close();
+        call.end();
+      });
+      call.on('error', () => stream.close());
+      call.on('cancelled', () => stream.close());
+      call.on('close', () => stream.close());
+    },
+  };
+}
+
+interface StreamWatcher {
+  watcher: Watcher;
+  progressNotify: boolean;
+  fragment: boolean;
+  /** Nothing was sent to it since the last progress tick. */
+  idle: boolean;
+}
+
+class WatchStream implements WatchSink {
+  private readonly watchers = new Map<number, StreamWatcher>();
+  private nextId = 0;
+  private blocked = false;
+  private closed = false;
+  private progressTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly member: CairnServer, private readonly call: Call, private readonly log: Logger) {}
+
+  onRequest(req: etcdserverpb.WatchRequest): void {
+    if (this.closed) return;
+    try {
+      if (req.createRequest) this.create(req.createRequest);
+      else if (req.cancelRequest) this.cancel(toNumber(req.cancelRequest.watchId));
+      else if (req.progressRequest) this.write({ header: this.member.header(), watchId: -1 });
+    } catch (e) {
+      this.log.error({ err: e }, 'watch request failed');
+    }
+  }
+
+  private create(c: etcdserverpb.IWatchCreateRequest): void {
+    const key = c.key && c.key.length > 0 ? asBuffer(c.key) : Buffer.of(0);
+    const rawEnd = c.rangeEnd && c.rangeEnd.length > 0 ? asBuffer(c.rangeEnd) : undefined;
+    const end = rawEnd && rawEnd.length === 1 && rawEnd[0] === 0 ? Buffer.alloc(0) : rawEnd;
+    const header = this.member.header();
+    if (end !== undefined && end.length > 0 && Buffer.compare(key, end) >= 0) {
+      this.write({ header, watchId: -1, created: true, canceled: true, cancelReason: 'mvcc: watcher range is empty' });
+      return;
+    }
+    let id = toNumber(c.watchId);
+    if (id !== 0) {
+      if (this.watchers.has(id)) {
+        this.write({ header, watchId: -1, created: true, canceled: true, cancelReason: 'mvcc: duplicate watch ID provided on the WatchStream' });
+        return;
+      }
+    } else {
+      while (this.watchers.has(this.nextId)) this.nextId++;
+      id = this.nextId++;
+    }
+    const filters: WatchFilter[] = [];
+    for (const f of c.filters ?? []) {
+      if ((f as number) === WatchFilter.NoPut) filters.push(WatchFilter.NoPut);
+      else if ((f as number) === WatchFilter.NoDelete) filters.push(WatchFilter.NoDelete);
+    }
+    const watcher = new Watcher(
+      { key, end, startRevision: toNumber(c.startRevision), filters, prevKv: c.prevKv === true },
+      this,
+      id,
+    );
+    const sw: StreamWatcher = { watcher, progressNotify: c.progressNotify === true, fragment: c.fragment === true, idle: true };
+    this.watchers.set(id, sw);
+    this.write({ header, watchId: id, created: true });
+    this.member.watchHub.add(watcher);
+    if (sw.progressNotify) this.startProgressTimer();
+  }
+
+  private cancel(id: number): void {
+    const sw = this.watchers.get(id);
+    if (sw === undefined) return;
+    this.watchers.delete(id);
+    this.member.watchHub.remove(sw.watcher);
+    this.write({ header: this.member.header(), watchId: id, canceled: true });
+  }
+
+  ready(): boolean {
+    return !this.blocked && !this.closed;
+  }
+
+  send(w: Watcher, events: WatchEvent[], revision: number): void {
+    const sw = this.watchers.get(w.id);
+    if (sw === undefined || sw.watcher !== w) return;
+    sw.idle = false;
+    const resp: etcdserverpb.IWatchResponse = { header: this.member.header(revision), watchId: w.id, events: events.map(eventToWire) };
+    if (sw.fragment && events.length > 1) this.writeFragments(resp);
+    else this.write(resp);
+  }
+
+  compacted(w: Watcher, compactRevision: number): void {
+    if (this.watchers.get(w.id)?.watcher !== w) return;
+    this.watchers.delete(w.id);
+    this.write({ header: this.member.header(), watchId: w.id, compactRevision, canceled: true });
+  }
+
+  onDrain(): void {
+    if (!this.blocked) return;
+    this.blocked = false;
+    this.member.watchHub.wake();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.progressTimer) clearInterval(this.progressTimer);
+    for (const sw of this.watchers.values()) this.member.watchHub.remove(sw.watcher);
+    this.watchers.clear();
+  }
+
+  private startProgressTimer(): void {
+    if (this.progressTimer) return;
+    this.progressTimer = setInterval(() => {
+      for (const sw of this.watchers.values()) {
+        if (sw.progressNotify && sw.idle && sw.watcher.synced && this.ready()) {
+          this.write({ header: this.member.header(), watchId: sw.watcher.id });
+        }
+        sw.idle = true;
+      }
+    }, this.member.config.watchProgressNotifyIntervalMs);
+    this.progressTimer.unref();
+  }
+
+  /** etcd's sendFragments: split one revision's events over responses no larger than the request limit. */
+  private writeFragments(resp: etcdserverpb.IWatchResponse): void {
+    const limit = this.member.config.maxRequestBytes;
+    const events = resp.events ?? [];
+    if (pb.WatchResponse.encode(resp).len < limit) {
+      this.write(resp);
+      return;
+    }
+    let i = 0;
+    while (i < events.length) {
+      const part: etcdserverpb.IWatchResponse = { ...resp, events: [], fragment: true };
+      let size = pb.WatchResponse.encode(part).len;
+      while (i < events.length) {
+        const evSize = mvccpb.Event.encode(events[i]).len + 4;
+        if (part.events!.length > 0 && size + evSize >= limit) break;
+        part.events!.push(events[i++]);
+        size += evSize;
+      }
+      if (i === events.length) part.fragment = false;
+      this.write(part);
+    }
+  }
+
+  private write(resp: etcdserverpb.IWatchResponse): void {
+    if (this.closed) return;
+    if (!this.call.write(resp)) this.blocked = true;
+  }
+}
+
+function eventToWire(e: WatchEvent): mvccpb.IEvent {
+  return {
+    type: e.type === EventType.Put ? mvccpb.Event.EventType.PUT : mvccpb.Event.EventType.DELETE,
+    kv: kvToWire(e.kv),
+    prevKv: e.prevKv ? kvToWire(e.prevKv) : undefined,
+  };
+}
