@@ -299,7 +299,10 @@ export class MvccStore {
         if (chunk.length === 0) break;
         for (const [k, v] of chunk) {
           const r = parseRevKey(k);
-          if (keep.has(`${r.main}.${r.sub}`)) continue;
+          // Records at the compaction revision itself stay, tombstones included: the index
+          // forgets a key deleted there, but a watcher may start at that revision and must
+          // see the delete. The next compaction removes them.
+          if (r.main === rev || keep.has(`${r.main}.${r.sub}`)) continue;
           this.backend.del(k);
           this.sizeBytes -= k.length + v.length;
         }

@@ -217,7 +217,9 @@ export class WatchHub {
       if (w.minRev > upTo) continue;
       const mine = w.select(events.filter((e) => e.kv.modRevision <= upTo));
       if (w.opts.prevKv) await this.fillPrevKvs(mine);
-      if (w.removed) continue;
+      // A compaction while the previous values were looked up would leave them missing:
+      // the watcher is behind the compaction point now and gets the compacted response.
+      if (w.removed || this.dropIfCompacted(w)) continue;
       w.minRev = upTo + 1;
       if (mine.length > 0) w.sink.send(w, mine, this.store.currentRevision);
       if (w.minRev > this.store.currentRevision) {
@@ -266,7 +268,8 @@ export class WatchHub {
     return { events, upTo };
   }
 
-  /** prev_kv for replayed events: the key as it was one revision before (etcd does the same lookup). */
+  /** prev_kv for replayed events: the key as it was one revision before (etcd does the same
+   *  lookup). An event at the compaction point itself has no previous value left to give. */
   private async fillPrevKvs(events: WatchEvent[]): Promise<void> {
     for (let i = 0; i < events.length; i++) {
       const e = events[i];
