@@ -186,3 +186,22 @@ export class Network {
 export function logTerms(r: Raft): number[] {
   return r.raftLog.allEntries().map((e) => e.term);
 }
+
+/** Tick one peer n times, delivering whatever it sends. */
+export function tickPeer(nt: Network, id: number, n: number): void {
+  const p = nt.peer(id);
+  for (let i = 0; i < n; i++) {
+    p.tick();
+    nt.send(...readMessages(p));
+  }
+}
+
+/** Tick every peer n times, round-robin, delivering messages after each tick. */
+export function tickAll(nt: Network, n: number): void {
+  for (let i = 0; i < n; i++) {
+    for (const p of nt.peers.values()) {
+      p.tick();
+      nt.send(...readMessages(p));
+    }
+  }
+}
