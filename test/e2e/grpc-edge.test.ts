@@ -433,6 +433,72 @@ describe('Range sort and revision filters (against etcd)', () => {
   });
 });
 
+describe('assorted requests answered exactly like etcd', () => {
+  beforeAll(async () => {
+    for (const [k, v] of [['m/a', '1'], ['m/b', '2'], ['m/c', '3'], ['m/a', '4'], ['m/d', '5']]) await same('Put', { key: b(k), value: b(v) });
+    await same('DeleteRange', { key: b('m/c') });
+  });
+
+  it('reads: reversed and empty ranges, all keys, negative limit and revision, keys_only + count_only', async () => {
+    const cur = num((await cairn.call('Range', { key: b('m/a') })).header?.revision);
+    const reqs: etcdserverpb.IRangeRequest[] = [
+      { key: b('m/d'), rangeEnd: b('m/a') },
+      { key: b('m/a'), rangeEnd: b('m/a') },
+      { key: Buffer.from([0]), rangeEnd: Buffer.from([0]), countOnly: true },
+      { key: b('m/'), rangeEnd: Buffer.from([0]), keysOnly: true, limit: 2 },
+      { key: b('m/'), rangeEnd: prefixEnd('m/'), limit: -1 },
+      { key: b('m/'), rangeEnd: prefixEnd('m/'), revision: -1 },
+      { key: b('m/'), rangeEnd: prefixEnd('m/'), revision: cur - 1 },
+      { key: b('m/'), rangeEnd: prefixEnd('m/'), revision: cur + 1 },
+      { key: b('m/'), rangeEnd: prefixEnd('m/'), keysOnly: true, countOnly: true },
+      { key: b('m/'), rangeEnd: prefixEnd('m/'), serializable: true, limit: 1 },
+      { key: b('m/c') },
+      { key: b('m/c'), revision: cur - 1 },
+    ];
+    for (const r of reqs) await same('Range', r);
+  });
+
+  it('txns: empty compare key, missing-key compares, reads at old and future revisions inside a txn', async () => {
+    const cur = num((await cairn.call('Range', { key: b('m/a') })).header?.revision);
+    const txns: etcdserverpb.ITxnRequest[] = [
+      { compare: [{ key: Buffer.alloc(0), target: CT.VERSION, result: CR.EQUAL, version: 0 }] },
+      { compare: [{ key: b('m/zz'), target: CT.VALUE, result: CR.EQUAL, value: b('') }], success: [get('m/a')], failure: [get('m/b')] },
+      { compare: [{ key: b('m/zz'), target: CT.VALUE, result: CR.NOT_EQUAL, value: b('x') }], success: [get('m/a')] },
+      { compare: [{ key: b('m/zz'), target: CT.CREATE, result: CR.LESS, createRevision: 1 }], success: [get('m/a')] },
+      { compare: [{ key: b('m/a'), target: CT.LEASE, result: CR.EQUAL, lease: 0 }], success: [get('m/a')] },
+      { success: [{ requestRange: { key: b('m/'), rangeEnd: prefixEnd('m/'), revision: cur - 2 } }] },
+      { success: [{ requestRange: { key: b('m/'), rangeEnd: prefixEnd('m/'), revision: cur + 5 } }] },
+      { success: [{ requestRange: { key: Buffer.alloc(0) } }] },
+      { success: [{ requestDeleteRange: { key: Buffer.alloc(0) } }] },
+      { success: [{ requestPut: { key: b('m/x'), ignoreValue: true } }] },
+      {},
+    ];
+    for (const t of txns) await same('Txn', t);
+  });
+
+  it('writes: prev_kv on put and delete, reversed delete range, delete-all-from-key with prev_kv', async () => {
+    await same('Put', { key: b('m/a'), value: b('6'), prevKv: true });
+    await same('Put', { key: b('m/new'), value: b('7'), prevKv: true });
+    await same('DeleteRange', { key: b('m/d'), rangeEnd: b('m/a'), prevKv: true });
+    await same('DeleteRange', { key: b('m/b'), rangeEnd: prefixEnd('m/'), prevKv: true });
+    await same('DeleteRange', { key: b('m/b'), rangeEnd: prefixEnd('m/') });
+    await same('Txn', { success: [put('m/t1', 'a'), { requestDeleteRange: { key: b('m/t1'), prevKv: true } }].reverse() });
+    await same('Txn', { success: [{ requestDeleteRange: { key: b('m/t1'), prevKv: true } }, get('m/t1')] });
+    await same('Range', { key: b('m/'), rangeEnd: prefixEnd('m/') });
+  });
+
+  it('compaction: revision 0, current revision, then reads and txns below it', async () => {
+    const cur = num((await cairn.call('Range', { key: b('m/a') })).header?.revision);
+    await same('Compact', { revision: 0 });
+    await same('Compact', { revision: cur - 3 });
+    await same('Range', { key: b('m/'), rangeEnd: prefixEnd('m/'), revision: cur - 4 });
+    await same('Txn', { success: [{ requestRange: { key: b('m/a'), revision: cur - 4 } }] });
+    await same('Compact', { revision: cur, physical: true });
+    await same('Range', { key: b('m/'), rangeEnd: prefixEnd('m/'), revision: cur });
+    await same('Range', { key: b('m/'), rangeEnd: prefixEnd('m/'), revision: cur - 1 });
+  });
+});
+
 // Last in the file: when cairn and etcd disagree here, their stores (and revisions) diverge.
 describe('duplicate-key rule: from-key delete ranges', () => {
   it('a put after a from-key delete (range_end "\\0") in one branch is accepted as etcd accepts it', async () => {
