@@ -52,7 +52,9 @@ interface Interval {
 function intervalOf(key: Uint8Array, rangeEnd: Uint8Array | null | undefined): Interval {
   const start = Buffer.from(key);
   if (!rangeEnd || rangeEnd.length === 0) return { start, end: undefined };
-  if (rangeEnd.length === 1 && rangeEnd[0] === 0) return { start, end: Buffer.alloc(0) };
+  // etcd builds the interval [key, "\0") for a from-key delete, which is empty: such a delete
+  // never conflicts with a put in the same txn. cairn keeps that, so txns etcd accepts are accepted.
+  if (rangeEnd.length === 1 && rangeEnd[0] === 0) return { start, end: start };
   return { start, end: Buffer.from(rangeEnd) };
 }
 
