@@ -68,7 +68,7 @@ async function watchScenario(sc: Scenario): Promise<void> {
     { name: 'prefix-prevkv', args: ['watch', '--prefix', 'foo', '--prev-kv'], match: matchPrefix('foo'), connect: true },
     { name: 'prefix-json', args: ['watch', '--prefix', 'foo', '-w', 'json'], match: matchPrefix('foo'), connect: true },
     { name: 'exec', args: ['watch', 'zz', '--', 'sh', '-c', exec], match: matchKey('zz'), connect: true },
-    { name: 'interactive', args: ['watch', '-i'], match: null, stdin: true, connect: true },
+    { name: 'interactive', args: ['watch', '-i'], stdin: true, connect: true },
   ]);
   const inter = sc.bg('interactive');
   inter.write('watch foo\n');

@@ -425,8 +425,8 @@ export class Scenario {
     }));
     return normaliseLeases(base, this.leases).map((s) => ({
       ...s,
-      stdout: normaliseRemainingTtl(s.stdout),
-      stderr: normaliseRemainingTtl(s.stderr),
+      stdout: sortAttachedKeys(normaliseRemainingTtl(s.stdout)),
+      stderr: sortAttachedKeys(normaliseRemainingTtl(s.stderr)),
     }));
   }
 }
@@ -502,5 +502,17 @@ export function normaliseRemainingTtl(text: string): string {
   t = t.replace(/"TTL" : (-?\d+)\n"GrantedTTL" : (\d+)/g, (m, r: string, g: string) =>
     ok(Number(r), Number(g)) ? `"TTL" : <${g}-5..${g}>\n"GrantedTTL" : ${g}` : m,
   );
+  return t;
+}
+
+/**
+ * etcd lists a lease's keys in Go map order (not deterministic even etcd vs etcd):
+ * sort `attached keys([a b])` and json `"keys":["..",".."]`.
+ */
+export function sortAttachedKeys(text: string): string {
+  let t = text.replace(/attached keys\(\[([^\]]*)\]\)/g, (_m, list: string) =>
+    `attached keys([${list.split(' ').filter((k) => k !== '').sort().join(' ')}])`,
+  );
+  t = t.replace(/"keys":\[("[^\]]*")\]/g, (_m, list: string) => `"keys":[${list.split(',').sort().join(',')}]`);
   return t;
 }
