@@ -12,9 +12,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { helpText, intFlag, listFlag, numFlag, parseArgs, type FlagSpecs, type ParsedArgs } from './lib/args';
 import { profilesIn, summarizeProfile } from './lib/cpuprofile';
-import { machineInfo, type MachineInfo } from './lib/machine';
+import { gitDescribe, machineCpuMs, machineInfo, type MachineInfo } from './lib/machine';
 import { cleanupAll, makeTempDir, repoRoot, startCairn, startEtcd, type ServerKind, type ServerProc } from './lib/procs';
-import { LOAD_DEFAULTS, runLoad, type LoadResult } from './loadgen';
+import { LOAD_DEFAULTS, runLoad, TRANSPORTS, type LoadResult, type TransportKind } from './loadgen';
 import { checkKeyOptions, getWorkload, KEY_OPTIONS_DEFAULT, type KeyOptions, type KeyOrder, type Workload } from './loadgen/workloads';
 
 const FLAGS: FlagSpecs = {
@@ -26,10 +26,13 @@ const FLAGS: FlagSpecs = {
   workers: { help: 'load generator worker threads', def: String(LOAD_DEFAULTS.workers) },
   clients: { help: 'concurrent calls in flight', def: String(LOAD_DEFAULTS.clients) },
   conns: { help: 'HTTP/2 connections', def: String(LOAD_DEFAULTS.conns) },
+  transport: { help: 'h2 (hand-framed gRPC on node:http2) or grpc-js', def: LOAD_DEFAULTS.transport },
   'key-size': { help: 'key bytes', def: String(KEY_OPTIONS_DEFAULT.keySize) },
   'val-size': { help: 'value bytes', def: String(KEY_OPTIONS_DEFAULT.valSize) },
   'key-space': { help: 'distinct keys (preloaded for range workloads)', def: String(KEY_OPTIONS_DEFAULT.keySpace) },
   'key-order': { help: 'seq or random', def: KEY_OPTIONS_DEFAULT.keyOrder },
+  'quiet-cpu': { help: 'before each run, wait until other processes use less than this many cores', def: '0.3' },
+  'quiet-wait': { help: 'longest wait for that, in seconds (then run anyway and report it)', def: '30' },
   'cpu-prof': { bool: true, help: 'run cairn under node --cpu-prof and print where it spends CPU' },
   out: { help: 'results JSON path', def: 'bench/results/<timestamp>.json' },
   help: { bool: true, help: 'show this help' },
@@ -44,13 +47,38 @@ interface Options {
   workers: number;
   clients: number;
   conns: number;
+  transport: TransportKind;
   keys: KeyOptions;
+  quietCpuCores: number;
+  quietWaitMs: number;
   cpuProf: boolean;
   out: string;
 }
 
 /** Pause between runs so one server's background flushing does not overlap the next run. */
 const SETTLE_MS = 1_000;
+const QUIET_SAMPLE_MS = 500;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * The machine is shared: wait (up to quietWaitMs) until processes other than ours, which
+ * are idle between runs, use less than quietCpuCores. Returns the last sampled load.
+ */
+async function waitQuiet(opts: Options): Promise<{ otherCores: number; waitedMs: number }> {
+  const t0 = Date.now();
+  for (;;) {
+    const a = machineCpuMs().busyMs;
+    await sleep(QUIET_SAMPLE_MS);
+    const otherCores = (machineCpuMs().busyMs - a) / QUIET_SAMPLE_MS;
+    const waitedMs = Date.now() - t0;
+    if (!(otherCores >= opts.quietCpuCores) || waitedMs >= opts.quietWaitMs) {
+      return { otherCores: Math.round(otherCores * 100) / 100, waitedMs };
+    }
+  }
+}
 
 function options(args: ParsedArgs, stamp: string): Options {
   const against = listFlag(args, 'against', ['cairn', 'etcd']);
@@ -64,6 +92,8 @@ function options(args: ParsedArgs, stamp: string): Options {
     keyOrder: keyOrder as KeyOrder,
   };
   checkKeyOptions(keys);
+  const transport = args.values.get('transport') ?? LOAD_DEFAULTS.transport;
+  if (!(TRANSPORTS as readonly string[]).includes(transport)) throw new Error(`--transport must be one of ${TRANSPORTS.join(', ')}`);
   return {
     against: [...new Set(against)] as ServerKind[],
     workloads: listFlag(args, 'workloads', ['put', 'range', 'range-serializable']).map(getWorkload),
@@ -73,7 +103,10 @@ function options(args: ParsedArgs, stamp: string): Options {
     workers: intFlag(args, 'workers', LOAD_DEFAULTS.workers, 1),
     clients: intFlag(args, 'clients', LOAD_DEFAULTS.clients, 1),
     conns: intFlag(args, 'conns', LOAD_DEFAULTS.conns, 1),
+    transport: transport as TransportKind,
     keys,
+    quietCpuCores: numFlag(args, 'quiet-cpu', 0.3, 0),
+    quietWaitMs: numFlag(args, 'quiet-wait', 30, 0) * 1000,
     cpuProf: args.bools.has('cpu-prof'),
     out: args.values.get('out') ?? path.join(repoRoot(), 'bench', 'results', `${stamp}.json`),
   };
@@ -139,6 +172,7 @@ class Target {
       workers: this.opts.workers,
       clients: this.opts.clients,
       conns: this.opts.conns,
+      transport: this.opts.transport,
       count: this.opts.keys.keySpace,
     });
     if (r.errorsTotal > 0 || r.ops !== this.opts.keys.keySpace) {
@@ -215,10 +249,17 @@ function details(cells: Cell[]): string {
     const m = c.median;
     lines.push(
       `- ${c.workload} on ${c.target}: rounds ${ops} ops/s; median round p90 ${fmtMs(m.latencyMs.p90)} ms, max ${fmtMs(m.latencyMs.max)} ms; ` +
-        `CPU server ${m.serverCpuCores ?? '?'} cores, load generator ${m.loadgenCpuCores} cores`,
+        `CPU (cores) server ${m.serverCpuCores ?? '?'}, load generator ${m.loadgenCpuCores}, ` +
+        `other processes ${otherCpu(m)}`,
     );
   }
   return lines.join('\n');
+}
+
+/** Machine CPU not used by the server or the load generator (other users of the shared cores). */
+function otherCpu(r: LoadResult): string {
+  const other = r.machineCpuCores - r.loadgenCpuCores - (r.serverCpuCores ?? 0);
+  return Number.isFinite(other) ? Math.max(0, other).toFixed(2) : '?';
 }
 
 function shellQuote(a: string): string {
@@ -253,7 +294,9 @@ async function main(): Promise<number> {
   const machine = machineInfo();
   const command = `npm run bench -- ${argv.map(shellQuote).join(' ')}`.trimEnd();
   const profRoot = path.join(repoRoot(), 'bench', 'results', `prof-${stamp}`);
+  const commit = gitDescribe(repoRoot());
   log(`machine: ${machineLine(machine)}`);
+  log(`cairn: ${commit}`);
   log(`command: ${command}`);
 
   const targets = opts.against.map((k) => new Target(k, opts, profRoot));
@@ -266,7 +309,11 @@ async function main(): Promise<number> {
       const perTarget = new Map<ServerKind, LoadResult[]>(targets.map((t) => [t.kind, []]));
       for (let round = 1; round <= opts.rounds; round++) {
         for (const t of targets) {
-          await new Promise((r) => setTimeout(r, SETTLE_MS));
+          await sleep(SETTLE_MS);
+          const quiet = await waitQuiet(opts);
+          if (quiet.otherCores >= opts.quietCpuCores) {
+            log(`  (other processes still use ${quiet.otherCores} cores after ${Math.round(quiet.waitedMs / 1000)} s; running anyway)`);
+          }
           const server = t.need();
           const r = await runLoad({
             endpoint: server.endpoint,
@@ -275,6 +322,7 @@ async function main(): Promise<number> {
             workers: opts.workers,
             clients: opts.clients,
             conns: opts.conns,
+            transport: opts.transport,
             warmupMs: opts.warmupMs,
             durationMs: opts.durationMs,
             serverPid: server.pid,
@@ -282,7 +330,7 @@ async function main(): Promise<number> {
           perTarget.get(t.kind)?.push(r);
           log(
             `  round ${round} ${t.kind.padEnd(5)} ${fmtOps(r.opsPerSec).padStart(7)} ops/s  p50 ${fmtMs(r.latencyMs.p50)} ms  ` +
-              `p99 ${fmtMs(r.latencyMs.p99)} ms  errors ${r.errorsTotal}  cpu srv ${r.serverCpuCores ?? '?'} gen ${r.loadgenCpuCores}`,
+              `p99 ${fmtMs(r.latencyMs.p99)} ms  errors ${r.errorsTotal}  cpu srv ${r.serverCpuCores ?? '?'} gen ${r.loadgenCpuCores} other ${otherCpu(r)}`,
           );
           t.need(); // the server must have survived the run
         }
@@ -311,7 +359,8 @@ async function main(): Promise<number> {
     '',
     `machine: ${machineLine(machine)}`,
     `command: ${command}`,
-    `load: ${opts.clients} clients over ${opts.conns} HTTP/2 connections, ${opts.workers} worker thread(s); ` +
+    `cairn: commit ${commit}`,
+    `load: ${opts.clients} clients over ${opts.conns} HTTP/2 connections (${opts.transport}), ${opts.workers} worker thread(s); ` +
       `${opts.durationMs / 1000} s measured after ${opts.warmupMs / 1000} s warm-up; median of ${opts.rounds} rounds; ` +
       `keys ${opts.keys.keySize} B (${opts.keys.keyOrder} over ${opts.keys.keySpace}), values ${opts.keys.valSize} B`,
     '',
@@ -332,7 +381,7 @@ async function main(): Promise<number> {
   }
 
   fs.mkdirSync(path.dirname(opts.out), { recursive: true });
-  const json = { startedAt, finishedAt: new Date().toISOString(), command, argv, machine, options: { ...opts, workloads: opts.workloads.map((w) => w.name) }, table: md, results: cells, profiles };
+  const json = { startedAt, finishedAt: new Date().toISOString(), command, argv, commit, machine, options: { ...opts, workloads: opts.workloads.map((w) => w.name) }, table: md, results: cells, profiles };
   fs.writeFileSync(opts.out, JSON.stringify(json, (_k, v: unknown) => (v instanceof Float64Array ? undefined : v), 2) + '\n');
   log(`results: ${path.relative(process.cwd(), opts.out)}`);
   const errors = cells.reduce((s, c) => s + c.rounds.reduce((t, r) => t + r.errorsTotal + r.unfinished, 0), 0);

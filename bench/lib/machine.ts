@@ -56,3 +56,28 @@ export function selfCpuMs(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 }
+
+/** Busy and total CPU time of the whole machine so far, in ms (all cores summed); NaN when unreadable. */
+export function machineCpuMs(): { busyMs: number; totalMs: number } {
+  try {
+    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is already inside user)
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    const idle = f[3] + f[4];
+    return { busyMs: ((total - idle) * 1000) / USER_HZ, totalMs: (total * 1000) / USER_HZ };
+  } catch {
+    return { busyMs: NaN, totalMs: NaN };
+  }
+}
+
+/** The commit being measured, with "-dirty" when the working tree has changes. */
+export function gitDescribe(cwd: string): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, encoding: 'utf8' }).trim();
+    return dirty === '' ? head : `${head}-dirty`;
+  } catch {
+    return 'unknown';
+  }
+}

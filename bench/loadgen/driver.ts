@@ -3,15 +3,15 @@
  *
  * `clients` virtual clients each keep exactly one call in flight: when a call completes,
  * its latency is recorded and the next call starts from the completion callback. The
- * clients share `conns` gRPC channels round-robin; each channel has its own subchannel
- * pool, so it is its own HTTP/2 connection. Requests are pre-encoded Buffers passed
- * through an identity serializer; responses are checked without decoding.
+ * clients share `conns` HTTP/2 connections round-robin (transports.ts). Requests are
+ * encoded once before the run; responses are checked without decoding, and the first
+ * response of each client is decoded in full.
  *
  * A duration run has a warm-up (not counted), a measured window and a drain (calls still
  * in flight at the end complete but are not counted). A count run measures every call.
  */
-import * as grpc from '@grpc/grpc-js';
 import { Histogram, type HistogramData } from './histogram';
+import { connect, type CallSink, type Caller, type Connection, type TransportKind } from './transports';
 import { getWorkload, type KeyOptions, type Workload } from './workloads';
 
 export interface DriverConfig {
@@ -23,6 +23,7 @@ export interface DriverConfig {
   clients: number;
   /** HTTP/2 connections in this thread. */
   conns: number;
+  transport: TransportKind;
   warmupMs: number;
   /** Measured window; ignored when count > 0. */
   durationMs: number;
@@ -64,15 +65,11 @@ export interface DriverResult {
 const ERROR_SAMPLES_MAX = 5;
 type Phase = 'idle' | 'warmup' | 'measure' | 'drain' | 'closed';
 
-function identity(b: Buffer): Buffer {
-  return b;
-}
-
 class Run {
   readonly hist = new Histogram();
   readonly workload: Workload;
   readonly requests: Buffer[];
-  readonly channels: grpc.Client[] = [];
+  readonly conns: Connection[] = [];
   phase: Phase = 'idle';
   ops = 0;
   errors = 0;
@@ -90,16 +87,10 @@ class Run {
 
   constructor(readonly cfg: DriverConfig) {
     this.workload = getWorkload(cfg.workload);
-    this.requests = this.workload.encodeRequests(cfg.keys);
     this.nextSeqKey = cfg.keyStart % cfg.keys.keySpace;
-    const options: grpc.ChannelOptions = {
-      'grpc.use_local_subchannel_pool': 1, // one HTTP/2 connection per channel
-      'grpc.enable_retries': 0, // no retry buffering: every call is one attempt
-      'grpc.max_receive_message_length': -1,
-    };
-    for (let i = 0; i < cfg.conns; i++) {
-      this.channels.push(new grpc.Client(cfg.target, grpc.credentials.createInsecure(), options));
-    }
+    for (let i = 0; i < cfg.conns; i++) this.conns.push(connect(cfg.transport, cfg.target));
+    // Every connection of a transport frames alike, so the first one prepares the pool.
+    this.requests = this.conns[0].prepare(this.workload.encodeRequests(cfg.keys));
   }
 
   nextRequest(): Buffer {
@@ -130,17 +121,17 @@ class Run {
   }
 }
 
-/** One virtual client: at most one call in flight; the callback is allocated once. */
-class LoopClient {
+/** One virtual client: at most one call in flight; its completion path allocates nothing of its own. */
+class LoopClient implements CallSink {
   private startedAt = 0n;
   private verifyNext = true;
-  private readonly onResponse: (err: grpc.ServiceError | null, resp?: Buffer) => void;
+  private readonly caller: Caller;
 
   constructor(
     private readonly run: Run,
-    private readonly channel: grpc.Client,
+    conn: Connection,
   ) {
-    this.onResponse = (err, resp) => this.complete(err, resp);
+    this.caller = conn.caller(run.workload.method, this);
   }
 
   start(): void {
@@ -148,15 +139,15 @@ class LoopClient {
     run.callsStarted++;
     run.inFlight++;
     this.startedAt = process.hrtime.bigint();
-    this.channel.makeUnaryRequest(run.workload.method, identity, identity, run.nextRequest(), this.onResponse);
+    this.caller.send(run.nextRequest());
   }
 
-  private complete(err: grpc.ServiceError | null, resp: Buffer | undefined): void {
+  callComplete(errCode: string | null, detail: string, resp: Buffer | null): void {
     const run = this.run;
     if (run.phase === 'closed') return;
     const latencyUs = Number(process.hrtime.bigint() - this.startedAt) / 1000;
-    if (err !== null || resp === undefined) {
-      run.noteError(err !== null ? grpc.status[err.code] ?? String(err.code) : 'NO_RESPONSE', err?.details ?? 'no response');
+    if (errCode !== null || resp === null) {
+      run.noteError(errCode ?? 'NO_RESPONSE', detail);
     } else if (!run.workload.check(resp)) {
       run.badResponses++;
       run.noteError('BAD_RESPONSE', `response of ${resp.length} bytes failed the ${run.workload.name} check`);
@@ -184,12 +175,6 @@ class LoopClient {
   }
 }
 
-function waitReady(c: grpc.Client, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    c.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(err) : resolve()));
-  });
-}
-
 export interface Driver {
   /** Run the load; `onMeasure` is told when the measured window starts and ends. */
   go(onMeasure: (edge: 'start' | 'end') => void): Promise<DriverResult>;
@@ -201,17 +186,17 @@ export async function prepareDriver(cfg: DriverConfig): Promise<Driver> {
   if (cfg.clients < 1 || cfg.conns < 1) throw new Error('loadgen: need clients >= 1 and conns >= 1');
   const run = new Run(cfg);
   try {
-    await Promise.all(run.channels.map((c) => waitReady(c, cfg.connectTimeoutMs)));
+    await Promise.all(run.conns.map((c) => c.ready(cfg.connectTimeoutMs)));
   } catch (e) {
-    for (const c of run.channels) c.close();
+    for (const c of run.conns) c.close();
     throw new Error(`loadgen: cannot connect to ${cfg.target}: ${e instanceof Error ? e.message : String(e)}`);
   }
   const clients: LoopClient[] = [];
-  for (let i = 0; i < cfg.clients; i++) clients.push(new LoopClient(run, run.channels[i % run.channels.length]));
+  for (let i = 0; i < cfg.clients; i++) clients.push(new LoopClient(run, run.conns[i % run.conns.length]));
 
   const close = (): void => {
     run.phase = 'closed';
-    for (const c of run.channels) c.close();
+    for (const c of run.conns) c.close();
   };
 
   const go = (onMeasure: (edge: 'start' | 'end') => void): Promise<DriverResult> =>

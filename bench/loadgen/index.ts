@@ -6,14 +6,16 @@
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { processCpuMs, selfCpuMs } from '../lib/machine';
+import { machineCpuMs, processCpuMs, selfCpuMs } from '../lib/machine';
 import type { DriverConfig, DriverResult } from './driver';
 import { Histogram } from './histogram';
+import type { TransportKind } from './transports';
 import type { LoadgenMessage } from './worker';
 import type { KeyOptions } from './workloads';
 
 export { WORKLOADS, getWorkload, KEY_OPTIONS_DEFAULT } from './workloads';
 export type { KeyOptions, KeyOrder, Workload } from './workloads';
+export { TRANSPORTS, type TransportKind } from './transports';
 
 export interface LoadOptions {
   /** http://host:port or host:port */
@@ -26,6 +28,8 @@ export interface LoadOptions {
   clients?: number;
   /** HTTP/2 connections, over all workers (default 4; at least one per worker). */
   conns?: number;
+  /** How calls go on the wire (default 'h2'; see transports.ts). */
+  transport?: TransportKind;
   /** Warm-up before the measured window (default 1000; duration runs only). */
   warmupMs?: number;
   /** Measured window (default 10 000). */
@@ -36,7 +40,15 @@ export interface LoadOptions {
   serverPid?: number;
 }
 
-export const LOAD_DEFAULTS = { workers: 1, clients: 64, conns: 4, warmupMs: 1_000, durationMs: 10_000, count: 0 };
+export const LOAD_DEFAULTS = {
+  workers: 1,
+  clients: 64,
+  conns: 4,
+  transport: 'h2' as TransportKind,
+  warmupMs: 1_000,
+  durationMs: 10_000,
+  count: 0,
+};
 
 export interface LatencySummary {
   p50: number;
@@ -51,6 +63,7 @@ export interface LoadResult {
   workers: number;
   clients: number;
   conns: number;
+  transport: TransportKind;
   /** Successful calls in the measured window. */
   ops: number;
   opsPerSec: number;
@@ -70,6 +83,19 @@ export interface LoadResult {
   /** CPU used during the measured window, in cores (1.0 = one core busy). */
   loadgenCpuCores: number;
   serverCpuCores: number | null;
+  /** Busy CPU of the whole machine during the window, in cores; minus the two above = other load. */
+  machineCpuCores: number;
+}
+
+interface CpuWindow {
+  selfStart: number;
+  selfEnd: number;
+  srvStart: number;
+  srvEnd: number;
+  machStart: number;
+  machEnd: number;
+  wallStart: bigint;
+  wallEnd: bigint;
 }
 
 function share(total: number, parts: number, i: number): number {
@@ -137,6 +163,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const clients = opts.clients ?? LOAD_DEFAULTS.clients;
   const conns = Math.max(opts.conns ?? LOAD_DEFAULTS.conns, workers);
   const count = opts.count ?? LOAD_DEFAULTS.count;
+  const transport = opts.transport ?? LOAD_DEFAULTS.transport;
   const durationMs = opts.durationMs ?? LOAD_DEFAULTS.durationMs;
   const warmupMs = opts.warmupMs ?? LOAD_DEFAULTS.warmupMs;
   if (workers < 1 || clients < workers) throw new Error(`loadgen: need workers >= 1 and clients >= workers`);
@@ -144,15 +171,17 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   // CPU accounting over the window from the first 'start' to the last 'end' edge.
   let started = 0;
   let ended = 0;
-  const cpu = { selfStart: 0, selfEnd: 0, srvStart: NaN, srvEnd: NaN, wallStart: 0n, wallEnd: 0n };
+  const cpu: CpuWindow = { selfStart: 0, selfEnd: 0, srvStart: NaN, srvEnd: NaN, machStart: NaN, machEnd: NaN, wallStart: 0n, wallEnd: 0n };
   const onMeasure = (edge: 'start' | 'end'): void => {
     if (edge === 'start' && ++started === 1) {
       cpu.wallStart = process.hrtime.bigint();
       cpu.selfStart = selfCpuMs();
+      cpu.machStart = machineCpuMs().busyMs;
       if (opts.serverPid !== undefined) cpu.srvStart = processCpuMs(opts.serverPid);
     } else if (edge === 'end' && ++ended === workers) {
       cpu.wallEnd = process.hrtime.bigint();
       cpu.selfEnd = selfCpuMs();
+      cpu.machEnd = machineCpuMs().busyMs;
       if (opts.serverPid !== undefined) cpu.srvEnd = processCpuMs(opts.serverPid);
     }
   };
@@ -166,6 +195,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
         keys: opts.keys,
         clients: share(clients, workers, w),
         conns: share(conns, workers, w),
+        transport,
         warmupMs: count > 0 ? 0 : warmupMs,
         durationMs,
         count: count > 0 ? share(count, workers, w) : 0,
@@ -179,7 +209,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     await Promise.all(spawned.map((s) => s.ready));
     for (const s of spawned) s.worker.postMessage('go');
     const results = await Promise.all(spawned.map((s) => s.result));
-    return merge(opts.workload, workers, clients, conns, results, cpu);
+    return merge(opts.workload, { workers, clients, conns, transport }, results, cpu);
   } finally {
     await Promise.all(spawned.map((s) => s.worker.terminate()));
   }
@@ -187,11 +217,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
 
 function merge(
   workload: string,
-  workers: number,
-  clients: number,
-  conns: number,
+  shape: { workers: number; clients: number; conns: number; transport: TransportKind },
   results: DriverResult[],
-  cpu: { selfStart: number; selfEnd: number; srvStart: number; srvEnd: number; wallStart: bigint; wallEnd: bigint },
+  cpu: CpuWindow,
 ): LoadResult {
   const hist = new Histogram();
   const errorsByCode: Record<string, number> = {};
@@ -219,9 +247,7 @@ function merge(
   const srvMs = cpu.srvEnd - cpu.srvStart;
   return {
     workload,
-    workers,
-    clients,
-    conns,
+    ...shape,
     ops,
     opsPerSec: Math.round(opsPerSec),
     windowMs: Math.round(windowMs),
@@ -237,6 +263,7 @@ function merge(
     errorSamples,
     loadgenCpuCores: wallMs > 0 ? round2((cpu.selfEnd - cpu.selfStart) / wallMs) : NaN,
     serverCpuCores: Number.isFinite(srvMs) && wallMs > 0 ? round2(srvMs / wallMs) : null,
+    machineCpuCores: wallMs > 0 ? round2((cpu.machEnd - cpu.machStart) / wallMs) : NaN,
   };
 }
 
