@@ -125,7 +125,8 @@ class WatchStream implements WatchSink {
   compacted(w: Watcher, compactRevision: number): void {
     if (this.watchers.get(w.id)?.watcher !== w) return;
     this.watchers.delete(w.id);
-    this.write({ header: this.member.header(), watchId: w.id, compactRevision, canceled: true });
+    // etcd's compacted notice carries no revision in its header.
+    this.write({ header: this.member.header(0, true), watchId: w.id, compactRevision, canceled: true });
   }
 
   onDrain(): void {

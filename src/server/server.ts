@@ -141,11 +141,12 @@ export class CairnServer {
     return this.raftLog.commitIndex;
   }
 
-  header(revision?: number): etcdserverpb.IResponseHeader {
+  /** A response header; `revision` 0 or absent means the current revision, unless `exact`. */
+  header(revision?: number, exact = false): etcdserverpb.IResponseHeader {
     return {
       clusterId: uint64(this.meta.clusterId),
       memberId: uint64(this.meta.memberId),
-      revision: revision || this.store.currentRevision,
+      revision: exact ? revision ?? 0 : revision || this.store.currentRevision,
       raftTerm: this.raftLog.term,
     };
   }
