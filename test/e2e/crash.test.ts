@@ -232,7 +232,7 @@ describe('kill -9 under concurrent write load', () => {
               else if (num(got.modRevision) !== c.revT) problems.push(`${k}: acked txn at ${c.revT}, mod_revision ${num(got.modRevision)}`);
             }
             // History above the compaction point survives too.
-            if (c.revA >= compactedAt) {
+            if (c.revA >= Math.max(compactedAt, pendingCompact)) {
               const h = await kv2.call('Range', { key: b(c.a), revision: c.revD - 1 });
               if (h.kvs.length !== 1 || num(h.kvs[0].modRevision) !== c.revA) problems.push(`${c.a}: history at ${c.revD - 1} lost`);
             }
