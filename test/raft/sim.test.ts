@@ -13,7 +13,7 @@ const seedStart = process.env.RAFT_SIM_SEED_START !== undefined
   : Math.floor(Math.random() * 1_000_000_000);
 
 function simOptions(seed: number): SimOptions {
-  return { seed, nodes: seed % 2 === 0 ? 3 : 5, chaosTicks: 1200, livenessTicks: 1500 };
+  return { seed, nodes: seed % 2 === 0 ? 3 : 5, chaosTicks: 1000, livenessTicks: 1500 };
 }
 
 function runSeed(seed: number): Simulator {

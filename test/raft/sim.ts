@@ -118,6 +118,8 @@ export class Simulator {
   private lossRate: number;
   private dupRate: number;
   private maxDelay: number;
+  private readonly rates: Record<'partition' | 'crash' | 'restart' | 'propose' | 'confChange' | 'transfer' | 'read' | 'compact', number>;
+  private readonly maxSizePerMsg: number;
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
   private nextId: bigint;
@@ -144,6 +146,18 @@ export class Simulator {
     this.lossRate = this.rand.float() * 0.2;
     this.dupRate = this.rand.float() * 0.05;
     this.maxDelay = this.rand.intn(4);
+    // Per-seed intensity of each fault and client action (probability per tick).
+    this.rates = {
+      partition: 0.005 + this.rand.float() * 0.1,
+      crash: this.rand.float() * 0.03,
+      restart: 0.02 + this.rand.float() * 0.1,
+      propose: 0.1 + this.rand.float() * 0.6,
+      confChange: this.rand.float() * 0.04,
+      transfer: this.rand.float() * 0.03,
+      read: this.rand.float() * 0.1,
+      compact: this.rand.float() * 0.05,
+    };
+    this.maxSizePerMsg = this.rand.float() < 0.5 ? 1 : 64 + this.rand.intn(512);
     // Mostly the production setting, sometimes without to exercise the bare paths.
     this.preVote = this.rand.float() < 0.75;
     this.checkQuorum = this.rand.float() < 0.75;
@@ -175,7 +189,7 @@ export class Simulator {
       random: new SeededRandom(this.rand.nextUint32()),
       preVote: this.preVote,
       checkQuorum: this.checkQuorum,
-      maxSizePerMsg: 64 + this.rand.intn(512),
+      maxSizePerMsg: this.maxSizePerMsg,
       maxInflightMsgs: 1 + this.rand.intn(8),
       maxUncommittedEntriesSize: 1 << 16,
     });
@@ -228,16 +242,17 @@ export class Simulator {
   private chaosTick(): void {
     const r = this.rand.float;
     void r;
-    if (this.rand.float() < 0.03) this.changePartition();
-    if (this.rand.float() < 0.01) this.crashOne();
+    const p = this.rates;
+    if (this.rand.float() < p.partition) this.changePartition();
+    if (this.rand.float() < p.crash) this.crashOne();
     for (const sn of this.nodes.values()) {
-      if (!sn.node && !sn.removed && this.rand.float() < 0.05) this.restart(sn);
+      if (!sn.node && !sn.removed && this.rand.float() < p.restart) this.restart(sn);
     }
-    if (this.rand.float() < 0.3) this.proposeRandom();
-    if (this.rand.float() < 0.02) this.changeMembership();
-    if (this.rand.float() < 0.01) this.transferLeadership();
-    if (this.rand.float() < 0.05) this.readRandom();
-    for (const sn of this.liveNodes()) if (this.rand.float() < 0.03) this.compact(sn);
+    if (this.rand.float() < p.propose) this.proposeRandom();
+    if (this.rand.float() < p.confChange) this.changeMembership();
+    if (this.rand.float() < p.transfer) this.transferLeadership();
+    if (this.rand.float() < p.read) this.readRandom();
+    for (const sn of this.liveNodes()) if (this.rand.float() < p.compact) this.compact(sn);
     this.tickAll();
     this.deliverDue();
   }
