@@ -1,13 +1,22 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { unlink } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { GRPC_OVERHEAD_BYTES } from '../server/config';
 import { CairnServer } from '../server/server';
+import { httpHandler } from './http';
+import { instrument } from './instrument';
 import { kvImplementation, kvService } from './kv';
 import { leaseImplementation, leaseService } from './lease';
-import { watchImplementation, watchService } from './watch';
+import { Metrics } from './metrics';
 import { ErrorMapper } from './status';
+import { watchImplementation, watchService } from './watch';
 
-// The client-facing gRPC server on every --listen-client-urls address.
+// The client port: every --listen-client-urls address serves gRPC and HTTP/1.1 on one
+// socket, as etcd does. The first bytes of a connection decide: the HTTP/2 connection
+// preface goes to the gRPC server, anything else to the HTTP handler (/health, /version,
+// /metrics).
 
 export interface ClientListener {
   url: string;
@@ -15,8 +24,15 @@ export interface ClientListener {
   port: number;
 }
 
+const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
 export class ApiServer {
-  private constructor(private readonly grpc: Server, readonly listeners: ClientListener[]) {}
+  private constructor(
+    private readonly grpc: Server,
+    private readonly http: HttpServer,
+    private readonly sockets: NetServer[],
+    readonly listeners: ClientListener[],
+  ) {}
 
   static async start(member: CairnServer, log: Logger): Promise<ApiServer> {
     const cfg = member.config;
@@ -26,25 +42,61 @@ export class ApiServer {
       'grpc.max_concurrent_streams': 2 ** 31 - 1,
     });
     const errors = new ErrorMapper(log);
-    grpc.addService(kvService, kvImplementation(member, errors));
-    grpc.addService(watchService, watchImplementation(member, log));
-    grpc.addService(leaseService, leaseImplementation(member, errors));
+    const metrics = new Metrics(member);
+    grpc.addService(kvService, instrument(kvService, kvImplementation(member, errors), metrics));
+    grpc.addService(watchService, instrument(watchService, watchImplementation(member, log), metrics));
+    grpc.addService(leaseService, instrument(leaseService, leaseImplementation(member, errors), metrics));
+    const injector = grpc.createConnectionInjector(ServerCredentials.createInsecure());
+    const http = createHttpServer(httpHandler(member, metrics, log));
+    const route = (socket: Socket): void => {
+      socket.setNoDelay(true);
+      let seen: Buffer = Buffer.alloc(0);
+      const onData = (chunk: Buffer): void => {
+        seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+        const n = Math.min(seen.length, HTTP2_PREFACE.length);
+        const isH2 = seen.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
+        if (isH2 && n < HTTP2_PREFACE.length) return; // need more bytes to decide
+        socket.removeListener('data', onData);
+        socket.pause();
+        socket.unshift(seen);
+        // http2 takes the unshifted bytes from the paused socket itself; resuming would
+        // hand them to nobody. The HTTP/1 parser reads through 'data' events: resume it.
+        if (isH2) injector.injectConnection(socket);
+        else {
+          http.emit('connection', socket);
+          socket.resume();
+        }
+      };
+      socket.on('data', onData);
+      socket.on('error', () => socket.destroy());
+    };
+    const sockets: NetServer[] = [];
     const listeners: ClientListener[] = [];
     for (const url of cfg.listenClientUrls) {
       const u = new URL(url);
       if (u.protocol === 'https:' || u.protocol === 'unixs:') throw new Error(`--listen-client-urls ${url}: TLS is not implemented in cairn yet`);
-      const target = u.protocol === 'unix:' ? `unix:${u.host}${u.pathname}` : `${u.hostname.replace(/^\[(.*)\]$/, '$1')}:${u.port || '2379'}`;
-      const bindTarget = target.includes(':') && !target.startsWith('unix:') && u.hostname.startsWith('[') ? `[${target.slice(0, target.lastIndexOf(':'))}]${target.slice(target.lastIndexOf(':'))}` : target;
-      const port = await new Promise<number>((resolve, reject) =>
-        grpc.bindAsync(bindTarget, ServerCredentials.createInsecure(), (err, p) => (err ? reject(new Error(`cannot listen on ${url}: ${err.message}`)) : resolve(p))),
-      );
+      const server = createNetServer(route);
+      const port = await new Promise<number>((resolve, reject) => {
+        server.once('error', (e) => reject(new Error(`cannot listen on ${url}: ${e.message}`)));
+        if (u.protocol === 'unix:') {
+          const path = `${u.host}${u.pathname}`;
+          unlink(path).catch(() => undefined).then(() => server.listen(path, () => resolve(0)));
+        } else {
+          server.listen({ host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(u.port || 2379) }, () => {
+            const addr = server.address();
+            resolve(typeof addr === 'object' && addr ? addr.port : 0);
+          });
+        }
+      });
+      sockets.push(server);
       listeners.push({ url, port });
     }
-    return new ApiServer(grpc, listeners);
+    return new ApiServer(grpc, http, sockets, listeners);
   }
 
-  /** Stops accepting calls and waits for running ones (bounded), then closes connections. */
+  /** Stops accepting connections and calls, waits for running ones (bounded), then closes. */
   async stop(graceMs = 5000): Promise<void> {
+    for (const s of this.sockets) s.close();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.grpc.forceShutdown();
@@ -55,5 +107,7 @@ export class ApiServer {
         resolve();
       });
     });
+    this.http.close();
+    this.http.closeAllConnections();
   }
 }

@@ -27,6 +27,8 @@ export class Backend {
   private failed: Error | undefined;
   /** Ops to add to every batch as it is taken (the store's applied index, current at that moment). */
   flushHook: (() => BatchOp[]) | undefined;
+  /** Told how long each batch write took, in seconds (the backend commit duration metric). */
+  onCommitDuration: ((seconds: number) => void) | undefined;
 
   private constructor(readonly db: Level<Buffer, Buffer>, private readonly onFatal: (err: Error) => void) {}
 
@@ -83,10 +85,12 @@ export class Backend {
       this.waiters = [];
       this.syncRequested = false;
       try {
+        const started = process.hrtime.bigint();
         for (let i = 0; i < ops.length; i += BATCH_OPS_MAX) {
           const last = i + BATCH_OPS_MAX >= ops.length;
           await this.db.batch(ops.slice(i, i + BATCH_OPS_MAX), { sync: sync && last });
         }
+        if (ops.length > 0) this.onCommitDuration?.(Number(process.hrtime.bigint() - started) / 1e9);
         for (const w of waiters) w.resolve();
       } catch (e) {
         const err = e instanceof Error ? e : new Error(String(e));

@@ -129,6 +129,21 @@ export class CairnServer {
     return server;
   }
 
+  /** Wires the storage timings into the metrics (called once by the API layer). */
+  observeStorage(onWalFsync: (seconds: number) => void, onBackendCommit: (seconds: number) => void): void {
+    this.wal.onFsync = onWalFsync;
+    this.backend.onCommitDuration = onBackendCommit;
+  }
+
+  /** False once the member is stopping (with peers: also without a leader or with an alarm). */
+  get healthy(): boolean {
+    return !this.stopping;
+  }
+
+  get pendingProposals(): number {
+    return this.waiters.size;
+  }
+
   get term(): number {
     return this.raftLog.term;
   }

@@ -1,0 +1,50 @@
+import { status as Status, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { Metrics } from './metrics';
+
+// Counts every completed RPC in grpc_server_handled_total with go-grpc-prometheus's labels.
+
+const CODE_NAMES: Record<number, string> = {
+  0: 'OK', 1: 'Canceled', 2: 'Unknown', 3: 'InvalidArgument', 4: 'DeadlineExceeded', 5: 'NotFound',
+  6: 'AlreadyExists', 7: 'PermissionDenied', 8: 'ResourceExhausted', 9: 'FailedPrecondition', 10: 'Aborted',
+  11: 'OutOfRange', 12: 'Unimplemented', 13: 'Internal', 14: 'Unavailable', 15: 'DataLoss', 16: 'Unauthenticated',
+};
+
+type AnyHandler = (...args: any[]) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export function instrument(def: ServiceDefinition, impl: UntypedServiceImplementation, metrics: Metrics): UntypedServiceImplementation {
+  const out: UntypedServiceImplementation = {};
+  for (const [name, handler] of Object.entries(impl)) {
+    const d = def[name];
+    const [, service, method] = d.path.split('/');
+    const type = d.requestStream ? (d.responseStream ? 'bidi_stream' : 'client_stream') : d.responseStream ? 'server_stream' : 'unary';
+    const children = new Map<number, { inc(): void }>();
+    const count = (code: number): void => {
+      let c = children.get(code);
+      if (c === undefined) {
+        c = metrics.grpcHandled.labels(type, service, method, CODE_NAMES[code] ?? String(code));
+        children.set(code, c);
+      }
+      c.inc();
+    };
+    const h = handler as AnyHandler;
+    if (type === 'unary') {
+      out[name] = ((call: unknown, callback: (err: { code?: number } | null, res?: unknown) => void) =>
+        h(call, (err: { code?: number } | null, res?: unknown) => {
+          count(err ? err.code ?? Status.UNKNOWN : Status.OK);
+          callback(err, res);
+        })) as AnyHandler;
+    } else {
+      out[name] = ((call: { on(ev: string, f: () => void): void }) => {
+        let counted = false;
+        const once = (code: number) => () => {
+          if (!counted) count(code);
+          counted = true;
+        };
+        call.on('finish', once(Status.OK));
+        call.on('cancelled', once(Status.CANCELLED));
+        h(call);
+      }) as AnyHandler;
+    }
+  }
+  return out;
+}
