@@ -144,7 +144,7 @@ const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
 
 // Allocation per committed entry, in windows short enough to stay inside the young
 // generation (no scavenge), after a full GC.
-const windowEntries = 4 * batchSize;
+const windowEntries = Math.max(2048, 4 * batchSize);
 const perEntry: number[] = [];
 for (let w = 0; w < 30; w++) {
   gc();
