@@ -11,7 +11,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { startCairn, type ServerProc } from '../../bench/lib/procs';
 import { etcdserverpb as pb } from '../../src/gen/proto';
-import { b, num, prefixEnd, RawKV } from '../helpers/raw-grpc';
+import { b, bytes, num, prefixEnd, RawKV } from '../helpers/raw-grpc';
 
 const WRITERS = 32;
 const LOAD_MS = 3_000;
@@ -95,7 +95,7 @@ describe('kill -9 under concurrent write load', () => {
 
         // Every acknowledged write is there, with its value and revision.
         const r = await kv.call('Range', { key: b('crash/'), rangeEnd: prefixEnd('crash/') }, 30_000);
-        const store = new Map(r.kvs.map((kv) => [Buffer.from(kv.key).toString(), kv]));
+        const store = new Map(r.kvs.map((kv) => [bytes(kv.key).toString(), kv]));
         const missing: string[] = [];
         const wrong: string[] = [];
         for (const a of all) {
@@ -104,7 +104,7 @@ describe('kill -9 under concurrent write load', () => {
             missing.push(`${a.key}@${a.revision}`);
             continue;
           }
-          const value = Buffer.from(got.value).toString();
+          const value = bytes(got.value).toString();
           if (value !== a.value || num(got.modRevision) !== a.revision || num(got.createRevision) !== a.revision || num(got.version) !== 1) {
             wrong.push(
               `${a.key}: acked rev ${a.revision}, got mod ${num(got.modRevision)} create ${num(got.createRevision)} version ${num(got.version)} value ${value === a.value ? 'ok' : 'DIFFERENT'}`,
@@ -222,7 +222,7 @@ describe('kill -9 under concurrent write load', () => {
         const kv2 = new RawKV(proc.endpoint);
         try {
           const all = await kv2.call('Range', { key: b('mix/'), rangeEnd: prefixEnd('mix/') }, 30_000);
-          const store = new Map(all.kvs.map((x) => [Buffer.from(x.key).toString(), x]));
+          const store = new Map(all.kvs.map((x) => [bytes(x.key).toString(), x]));
           const problems: string[] = [];
           for (const c of cycles) {
             if (store.has(c.a)) problems.push(`${c.a}: acked delete at ${c.revD} but the key is there`);

@@ -13,7 +13,7 @@ import { status as Status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCairn, startEtcd, type ServerProc } from '../../bench/lib/procs';
 import { etcdserverpb } from '../../src/gen/proto';
-import { b, normalize, num, prefixEnd, RawKV, type CallResult, type KvMethod, type ReqOf } from '../helpers/raw-grpc';
+import { b, bytes, normalize, num, prefixEnd, RawKV, type CallResult, type KvMethod, type ReqOf } from '../helpers/raw-grpc';
 import { startAll } from '../helpers/servers';
 
 const pb = etcdserverpb;
@@ -249,7 +249,7 @@ describe('nested txns', () => {
     const raw = await cairn.call('Range', { key: b('n/'), rangeEnd: prefixEnd('n/') });
     const rev = num(raw.header?.revision);
     expect(rev).toBe(rev0 + 1);
-    const byKey = new Map(raw.kvs.map((kv) => [Buffer.from(kv.key).toString(), kv]));
+    const byKey = new Map(raw.kvs.map((kv) => [bytes(kv.key).toString(), kv]));
     expect([...byKey.keys()].sort()).toEqual(['n/a', 'n/b', 'n/c', 'n/d']);
     for (const k of ['n/b', 'n/c', 'n/d']) expect(num(byKey.get(k)!.modRevision)).toBe(rev);
     // The response tree (checked against etcd above) has the expected shape.
@@ -284,7 +284,7 @@ describe('put options', () => {
     await same('Put', { key: b('po/k'), value: b('keep') });
     expect((await same('Put', { key: b('po/k'), ignoreValue: true, prevKv: true })).ok).toBe(true);
     const g = await cairn.call('Range', { key: b('po/k') });
-    expect(Buffer.from(g.kvs[0].value).toString()).toBe('keep');
+    expect(bytes(g.kvs[0].value).toString()).toBe('keep');
     expect(num(g.kvs[0].version)).toBe(2);
     await same('Range', { key: b('po/k') });
   });
@@ -377,7 +377,7 @@ describe('Range sort and revision filters (against etcd)', () => {
 
   it('a sorted descending read by key returns the keys reversed', async () => {
     const r = await cairn.call('Range', { key: b('s/'), rangeEnd: prefixEnd('s/'), sortOrder: SortOrder.DESCEND, sortTarget: SortTarget.KEY });
-    expect(r.kvs.map((kv) => Buffer.from(kv.key).toString())).toEqual(['s/k5', 's/k4', 's/k3', 's/k2', 's/k1', 's/k0']);
+    expect(r.kvs.map((kv) => bytes(kv.key).toString())).toEqual(['s/k5', 's/k4', 's/k3', 's/k2', 's/k1', 's/k0']);
   });
 
   it('min/max mod/create revision filters, alone, combined, with sort and limit', async () => {

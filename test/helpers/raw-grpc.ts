@@ -177,3 +177,8 @@ export function normalize(v: unknown): unknown {
   }
   return v;
 }
+
+/** A Buffer view of an optional protobuf bytes field. */
+export function bytes(u: Uint8Array | null | undefined): Buffer {
+  return u ? Buffer.from(u.buffer, u.byteOffset, u.byteLength) : Buffer.alloc(0);
+}
