@@ -44,7 +44,6 @@ import {
   StateType,
   emptyBytes,
   hardStateEqual,
-  isEmptyHardState,
   isLocalMessage,
   isResponseMessage,
   makeMessage,
@@ -182,11 +181,11 @@ export class RawNode {
   }
 
   hasReady(): boolean {
+    // Called in every turn of the caller's loop: compare fields, allocate nothing.
     const r = this.raft;
-    const ss = r.softState();
-    if (ss.lead !== this.prevSoftState.lead || ss.raftState !== this.prevSoftState.raftState) return true;
-    const hs = r.hardState();
-    if (!isEmptyHardState(hs) && !hardStateEqual(hs, this.prevHardState)) return true;
+    if (r.lead !== this.prevSoftState.lead || r.state !== this.prevSoftState.raftState) return true;
+    const prev = this.prevHardState;
+    if (r.term !== prev.term || r.vote !== prev.vote || r.raftLog.committed !== prev.commit) return true;
     if (r.raftLog.hasPendingSnapshot()) return true;
     if (r.msgs.length > 0 || r.raftLog.unstableEntries().length > 0 || r.raftLog.hasNextEnts()) return true;
     return r.readStates.length > 0;
