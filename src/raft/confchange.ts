@@ -1,27 +1,31 @@
 // Membership changes, one node at a time.
 //
 // A change takes effect on a node when that node applies the committed ConfChange entry
-// (the caller calls RawNode.applyConfChange). cairn does not implement joint consensus;
-// single-node changes are safe under these rules, all enforced in raft.ts:
+// (the caller calls RawNode.applyConfChange while applying it, before advance()).
+// cairn does not implement joint consensus. Apply-time activation of single-node
+// changes is known to be subtle (etcd-io/etcd#7280, #7625); it is safe here because of
+// these rules, all enforced in raft.ts:
 //
-// 1. Any two configurations that differ by one voter have intersecting majorities
-//    (§4.1 of Ongaro's dissertation), so while some nodes use C and others C', no two
-//    leaders can be elected in one term and no two different entries can both commit
-//    at one index.
-// 2. At most one change is in flight: the leader replaces a ConfChange proposal with
-//    an empty normal entry while pendingConfIndex > applied, i.e. while an earlier
-//    change is not yet applied on the leader. Hence at most two adjacent
-//    configurations are in use at any time.
-// 3. A new leader sets pendingConfIndex to its last index, so it proposes no change
-//    before it has committed and applied an entry of its own term. This is the fix for
-//    the single-server change bug found by Ongaro (raft-dev, 2015): a leader of an
-//    older configuration could otherwise commit a change that is not based on the
-//    latest committed one.
-// 4. A node does not campaign while its log has a committed but unapplied ConfChange,
-//    so it never counts votes with a configuration it is about to leave.
+// 1. Two configurations that differ by one voter have intersecting majorities
+//    (§4.1 of Ongaro's dissertation).
+// 2. One change at a time: the leader replaces a ConfChange proposal with an empty
+//    normal entry while pendingConfIndex > applied. So a change j is only proposed by
+//    a leader that has applied the previous change i, and j commits under C(i).
+// 3. A new leader sets pendingConfIndex to its last index: it proposes no change
+//    before it has applied everything in its log when elected (this is the fix for
+//    the single-server bug Ongaro reported on raft-dev in 2015).
+// 4. A node does not campaign while its log has a committed but unapplied ConfChange.
+//
+// Why at most two adjacent configurations can count votes or commits: a candidate that
+// wins must hold every committed entry (§5.4), so if change j is committed it holds j.
+// j reached it in an append whose commit field was the sender's commit index, which is
+// >= i on every node holding j (by rule 2 the proposer had applied i; commit indexes
+// are carried with entries and persisted with them). So the candidate knows i is
+// committed and by rule 4 has applied it: it counts with C(i) or later, never with the
+// configuration before i. Rule 1 then makes C(i) and C(j) majorities intersect.
 //
 // An invalid change (removing the last voter) is a deterministic no-op on every node,
-// because every node applies it with the same configuration (rule 2).
+// because every node applies it in the same configuration (rule 2).
 
 import { Progress } from './progress';
 import type { TrackerConfig } from './tracker';

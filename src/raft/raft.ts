@@ -14,7 +14,7 @@ import { RaftLog } from './log';
 import { Progress, ProgressState } from './progress';
 import { VoteResult } from './quorum';
 import type { RandomSource } from './rand';
-import { ReadOnly } from './read-only';
+import { ReadOnly, maxPendingReadIndexRequests } from './read-only';
 import type { Storage } from './storage';
 import { ProgressTracker } from './tracker';
 import {
@@ -432,7 +432,12 @@ export class Raft {
 
   /** Process one message. Throws ErrProposalDropped / ErrReadIndexDropped for local requests that cannot proceed. */
   step(m: Message): void {
+    // Numbers from the network must be exact: a rounded index would corrupt the log.
     assertIndex(m.term, 'message term');
+    assertIndex(m.logTerm, 'message logTerm');
+    assertIndex(m.index, 'message index');
+    assertIndex(m.commit, 'message commit');
+    assertIndex(m.rejectHint, 'message rejectHint');
     if (m.term === 0) {
       // Local message (or a forwarded proposal / read).
     } else if (m.term > this.term) {
@@ -527,7 +532,7 @@ export class Raft {
         // The commit index is only known to be current once an entry of this term is
         // committed (§6.4 step 1); until then hold the request.
         if (!this.committedEntryInCurrentTerm()) {
-          if (this.pendingReadIndexMessages.length >= 4096) {
+          if (this.pendingReadIndexMessages.length >= maxPendingReadIndexRequests) {
             if (m.from === None || m.from === this.id) throw ErrReadIndexDropped;
             return;
           }
@@ -765,12 +770,12 @@ export class Raft {
   // ---- follower handlers ----
 
   handleAppendEntries(m: Message): void {
-    for (const e of m.entries) {
+    for (let i = 0; i < m.entries.length; i++) {
+      const e = m.entries[i];
       assertIndex(e.term, 'entry term');
-      assertIndex(e.index, 'entry index');
+      // Entries of one append are contiguous and follow m.index (log matching relies on it).
+      assert(e.index === m.index + 1 + i, () => `append from ${m.from} has entry ${e.index} at position ${i} after ${m.index}`);
     }
-    assertIndex(m.index, 'message index');
-    assertIndex(m.commit, 'message commit');
     if (m.index < this.raftLog.committed) {
       // Everything up to our commit index is already known to match; tell the leader.
       this.send(makeMessage({ type: MessageType.AppResp, to: m.from, index: this.raftLog.committed }));
@@ -791,7 +796,6 @@ export class Raft {
   }
 
   handleHeartbeat(m: Message): void {
-    assertIndex(m.commit, 'heartbeat commit');
     this.raftLog.commitTo(m.commit);
     this.send(makeMessage({ type: MessageType.HeartbeatResp, to: m.from, context: m.context }));
   }

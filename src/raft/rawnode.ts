@@ -30,6 +30,7 @@ import type { Progress } from './progress';
 import { type Config, Raft } from './raft';
 import {
   type ConfChange,
+  ConfChangeType,
   type ConfState,
   type Entry,
   EntryType,
@@ -108,13 +109,13 @@ export class RawNode {
       term: 1,
       index: i + 1,
       type: EntryType.ConfChange,
-      data: encodeConfChange({ type: 0, nodeId: id, context: emptyBytes }),
+      data: encodeConfChange({ type: ConfChangeType.AddNode, nodeId: id, context: emptyBytes }),
     }));
     r.raftLog.append(ents);
     // Committed by fiat (every member starts with them); the application applies them
     // again from committedEntries, which is idempotent.
     r.raftLog.committed = ents.length;
-    for (const id of peers) r.applyConfChange({ type: 0, nodeId: id, context: emptyBytes });
+    for (const id of peers) r.applyConfChange({ type: ConfChangeType.AddNode, nodeId: id, context: emptyBytes });
   }
 
   tick(): void {
