@@ -137,6 +137,8 @@ export class Simulator {
   /** read ctx -> highest commit index anywhere when the read was issued. */
   private readIssuedAt = new Map<string, number>();
   private livenessMarker: string | null = null;
+  /** Nodes inside apply(): they shut down only once their Ready is done. */
+  private applying = new Set<SimNode>();
   private livenessDone = false;
   readonly log: string[] = [];
   stats = { delivered: 0, dropped: 0, crashes: 0, confChanges: 0, reads: 0, snapshots: 0, elections: 0 };
@@ -499,9 +501,18 @@ export class Simulator {
       const rd = node.ready();
       this.persist(sn, rd);
       for (const m of rd.messages) this.send(m);
-      this.apply(sn, rd);
+      this.applying.add(sn);
+      try {
+        this.apply(sn, rd);
+      } finally {
+        this.applying.delete(sn);
+      }
       node.advance(rd);
       this.checkNode(sn);
+      if (sn.removed) {
+        sn.node = null;
+        return;
+      }
     }
   }
 
@@ -589,10 +600,11 @@ export class Simulator {
   private removeNode(id: NodeId): void {
     const sn = this.nodes.get(id);
     if (!sn || sn.removed) return;
-    // A removed member shuts down (as an etcd member does when it learns it was removed).
+    // A removed member shuts down (as an etcd member does when it learns it was
+    // removed); if it is the node applying, it stops after this Ready.
     this.trace(`node ${id} removed`);
     sn.removed = true;
-    sn.node = null;
+    if (!this.applying.has(sn)) sn.node = null;
   }
 
   private recordCommitted(index: number, term: number, hash: number): void {
