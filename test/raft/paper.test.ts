@@ -334,3 +334,44 @@ describe('§5.4 safety', () => {
     expect(nt.peer(2).state).toBe(StateType.Leader);
   });
 });
+
+describe('flow control', () => {
+  function replicatingLeader(opts = {}) {
+    const r = newTestRaft(1, 10, 1, newStorage([1, 2]), opts);
+    r.becomeCandidate();
+    r.becomeLeader();
+    r.step(msg({ type: MessageType.AppResp, from: 2n, to: 1n, term: r.term, index: 1 }));
+    readMessages(r);
+    return r;
+  }
+
+  it('the leader batches entries into one append up to maxSizePerMsg', () => {
+    const r = replicatingLeader({ maxSizePerMsg: 3 * (100 + 21) });
+    r.trk.progress.get(2n)!.becomeProbe(); // hold sends while we append
+    r.trk.progress.get(2n)!.probeSent = true;
+    for (let i = 0; i < 10; i++) r.step(msg({ type: MessageType.Prop, from: 1n, entries: [ent(0, 0, 'x'.repeat(100))] }));
+    readMessages(r);
+    r.trk.progress.get(2n)!.becomeReplicate();
+    r.sendAppend(2n);
+    const [app] = readMessages(r);
+    expect(app.entries).toHaveLength(3);
+  });
+
+  it('the leader stops sending to a follower once maxInflightMsgs appends are unacknowledged', () => {
+    const r = replicatingLeader({ maxInflightMsgs: 3 });
+    for (let i = 0; i < 6; i++) r.step(msg({ type: MessageType.Prop, from: 1n, entries: [ent(0, 0, `e${i}`)] }));
+    const apps = readMessages(r).filter((m) => m.type === MessageType.App && m.to === 2n);
+    expect(apps).toHaveLength(3);
+    // An acknowledgement frees the window and the rest goes out.
+    r.step(msg({ type: MessageType.AppResp, from: 2n, to: 1n, term: r.term, index: apps[2].index + 1 }));
+    const more = readMessages(r).filter((m) => m.type === MessageType.App && m.entries.length > 0);
+    expect(more.flatMap((m) => m.entries).map((e) => e.index)).toEqual([5, 6, 7]);
+  });
+
+  it('a follower in probe state receives one append per round trip', () => {
+    const r = replicatingLeader();
+    r.trk.progress.get(2n)!.becomeProbe();
+    for (let i = 0; i < 3; i++) r.step(msg({ type: MessageType.Prop, from: 1n, entries: [ent(0, 0, `p${i}`)] }));
+    expect(readMessages(r).filter((m) => m.type === MessageType.App)).toHaveLength(1);
+  });
+});
