@@ -5,7 +5,9 @@ import { unlink } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { GRPC_OVERHEAD_BYTES } from '../server/config';
 import { CairnServer } from '../server/server';
+import { clusterImplementation, clusterService } from './cluster';
 import { httpHandler } from './http';
+import { maintenanceImplementation, maintenanceService } from './maintenance';
 import { instrument } from './instrument';
 import { kvImplementation, kvService } from './kv';
 import { leaseImplementation, leaseService } from './lease';
@@ -46,6 +48,8 @@ export class ApiServer {
     grpc.addService(kvService, instrument(kvService, kvImplementation(member, errors), metrics));
     grpc.addService(watchService, instrument(watchService, watchImplementation(member, log), metrics));
     grpc.addService(leaseService, instrument(leaseService, leaseImplementation(member, errors), metrics));
+    grpc.addService(maintenanceService, instrument(maintenanceService, maintenanceImplementation(member, errors, log), metrics));
+    grpc.addService(clusterService, instrument(clusterService, clusterImplementation(member, errors), metrics));
     const injector = grpc.createConnectionInjector(ServerCredentials.createInsecure());
     const http = createHttpServer(httpHandler(member, metrics, log));
     const route = (socket: Socket): void => {

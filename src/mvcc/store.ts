@@ -1,3 +1,4 @@
+import { crc32 } from 'node:zlib';
 import BTree from 'sorted-btree';
 import { Backend } from './backend';
 import {
@@ -102,6 +103,45 @@ export class MvccStore {
     this.tree.forEachPair((_k, e) => {
       if (e.current) visit(e.current);
     });
+  }
+
+  /**
+   * A hash of the key space's history up to `rev` (etcd's HashKV): every record above the
+   * compaction point plus the ones compaction keeps. Members that applied the same log
+   * agree on it.
+   */
+  async hashKV(rev: number): Promise<{ hash: number; revision: number; compactRevision: number }> {
+    const at = this.resolveReadRevision(rev);
+    const compactRev = this.compactRev;
+    const revision = this.revision;
+    const keep = new Set<string>();
+    if (compactRev > 0) {
+      this.tree.forEachPair((_k, e) => {
+        const k = e.index.get(compactRev);
+        if (k) keep.add(`${k.modified.main}.${k.modified.sub}`);
+      });
+    }
+    const read = (async () => {
+      await this.backend.commit();
+      let hash = 0;
+      const it = this.backend.db.iterator({ gte: Buffer.of(REV_PREFIX), lt: revKey({ main: at + 1, sub: 0 }) });
+      try {
+        for (;;) {
+          const chunk = await it.nextv(10_000);
+          if (chunk.length === 0) break;
+          for (const [k, v] of chunk) {
+            const r = parseRevKey(k);
+            if (r.main <= compactRev && !keep.has(`${r.main}.${r.sub}`)) continue;
+            hash = crc32(k, hash);
+            hash = crc32(v, hash);
+          }
+        }
+      } finally {
+        await it.close();
+      }
+      return hash;
+    })();
+    return { hash: await this.trackRead(read), revision, compactRevision: compactRev };
   }
 
   /** Registers a read of LevelDB history; compaction waits for it before deleting records. */

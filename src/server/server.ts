@@ -19,11 +19,14 @@ import {
   rangeEnd,
   rangeResponse,
 } from './apply';
-import { ServerConfig } from './config';
+import { ETCD_API_VERSION } from '../version';
+import { QUOTA_BACKEND_BYTES_DEFAULT, ServerConfig } from './config';
 import { asBuffer, int64, toBigInt, toNumber, uint64 } from './convert';
 import { Errors, EtcdError } from './errors';
 import { RequestIdGenerator, computeClusterId, computeMemberId, idToHex } from './ids';
+import { Alarm, AlarmType, Alarms } from './alarms';
 import { LeaseExpiry } from './lease-expiry';
+import { snapshotChunks } from './snapshot';
 import { CommittedEntry, LocalLog } from './local-log';
 import { decodeMemberMeta, encodeMemberMeta, MemberMeta } from './member-meta';
 
@@ -70,6 +73,7 @@ export class CairnServer {
     private readonly backend: Backend,
     readonly store: MvccStore,
     readonly lessor: Lessor,
+    readonly alarms: Alarms,
     private readonly raftLog: LocalLog,
     private readonly ids: RequestIdGenerator,
   ) {
@@ -106,8 +110,9 @@ export class CairnServer {
     const backend = await Backend.open(join(memberDir, 'db'), (err) => fatal(log, err, 'backend write failed'));
     const store = await MvccStore.open(backend);
     const lessor = await Lessor.open(backend, store);
+    const alarms = await Alarms.open(backend);
     const raftLog = new LocalLog(wal, lastIndex, term);
-    const server = new CairnServer(config, log, meta, wal, backend, store, lessor, raftLog, new RequestIdGenerator(meta.memberId, Date.now()));
+    const server = new CairnServer(config, log, meta, wal, backend, store, lessor, alarms, raftLog, new RequestIdGenerator(meta.memberId, Date.now()));
     const replay = contents.entries.filter((e) => e.index > store.consistentIndex);
     if (store.consistentIndex > lastIndex) {
       throw new Error(`data dir ${config.dataDir}: the store has applied index ${store.consistentIndex} but the WAL ends at ${lastIndex}; the WAL was lost or replaced`);
@@ -245,11 +250,74 @@ export class CairnServer {
     return { leases: this.lessor.all().map((l) => ({ ID: int64(l.id) })) };
   }
 
+  // ---- maintenance ---------------------------------------------------------------------
+
+  async alarm(r: etcdserverpb.IAlarmRequest): Promise<etcdserverpb.IAlarmResponse> {
+    if ((r.action ?? 0) === etcdserverpb.AlarmRequest.AlarmAction.GET) {
+      await this.linearizableReadBarrier();
+      return { alarms: this.alarmsToWire(this.alarms.list()) };
+    }
+    return this.propose({ alarm: r }, 0) as Promise<etcdserverpb.IAlarmResponse>;
+  }
+
+  status(): etcdserverpb.IStatusResponse {
+    const dbSize = this.store.stats().dbSizeBytes;
+    return {
+      version: ETCD_API_VERSION,
+      dbSize,
+      dbSizeInUse: dbSize,
+      leader: uint64(this.meta.memberId),
+      raftIndex: this.raftLog.commitIndex,
+      raftTerm: this.raftLog.term,
+      raftAppliedIndex: this.applied,
+      errors: this.alarms.list().map((a) => `memberID:${a.memberId} alarm:${a.type === AlarmType.NoSpace ? 'NOSPACE' : 'CORRUPT'} `),
+      isLearner: false,
+    };
+  }
+
+  async hashKV(r: etcdserverpb.IHashKVRequest): Promise<etcdserverpb.IHashKVResponse> {
+    await this.linearizableReadBarrier();
+    try {
+      const h = await this.store.hashKV(toNumber(r.revision));
+      return { header: { revision: h.revision }, hash: h.hash, compactRevision: h.compactRevision };
+    } catch (e) {
+      throw mvccError(e);
+    }
+  }
+
+  async hash(): Promise<etcdserverpb.IHashResponse> {
+    const h = await this.store.hashKV(0);
+    return { hash: h.hash };
+  }
+
+  snapshot(): AsyncGenerator<Buffer> {
+    return snapshotChunks(this.backend);
+  }
+
+  async defragment(): Promise<etcdserverpb.IDefragmentResponse> {
+    await this.store.settle();
+    // LevelDB's own compaction rewrites the tables without deleted records: its defragmentation.
+    const db = this.backend.db as unknown as { compactRange(start: Buffer, end: Buffer): Promise<void> };
+    await db.compactRange(Buffer.alloc(0), Buffer.alloc(64, 0xff));
+    return {};
+  }
+
+  private alarmsToWire(list: Alarm[]): etcdserverpb.IAlarmMember[] {
+    return list.map((a) => ({ memberID: uint64(a.memberId), alarm: a.type as number as etcdserverpb.AlarmType }));
+  }
+
   private propose(req: cairnpb.IInternalRequest, costBytes: number): Promise<unknown> {
     if (this.stopping) return Promise.reject(Errors.stopped());
+    if (this.alarms.has(AlarmType.Corrupt)) return Promise.reject(Errors.corrupt());
     if (this.raftLog.commitIndex - this.applied > APPLY_GAP_MAX) return Promise.reject(Errors.tooManyRequests());
-    const quota = this.config.quotaBackendBytes;
-    if (costBytes > 0 && quota > 0 && this.store.stats().dbSizeBytes + costBytes > quota) return Promise.reject(Errors.noSpace());
+    if (costBytes > 0 && this.alarms.has(AlarmType.NoSpace)) return Promise.reject(Errors.noSpace());
+    const quota = this.config.quotaBackendBytes || QUOTA_BACKEND_BYTES_DEFAULT;
+    if (costBytes > 0 && this.store.stats().dbSizeBytes + costBytes > quota) {
+      // As etcd: raise the NOSPACE alarm (through the log) and refuse the write.
+      const raise = { alarm: { action: etcdserverpb.AlarmRequest.AlarmAction.ACTIVATE, memberID: uint64(this.meta.memberId), alarm: etcdserverpb.AlarmType.NOSPACE } };
+      this.propose(raise, 0).catch(() => undefined);
+      return Promise.reject(Errors.noSpace());
+    }
     const id = this.ids.next();
     req.id = uint64(id);
     const data = cairnpb.InternalRequest.encode(req).finish();
@@ -305,7 +373,9 @@ export class CairnServer {
       waiter?.reject(err);
     };
     try {
-      if (req.put) {
+      if ((req.put || req.leaseGrant || (req.txn && !isTxnReadOnly(req.txn) && txnCost(req.txn) > 0)) && this.alarms.has(AlarmType.NoSpace)) {
+        failed(Errors.noSpace()); // etcd's capped applier: no new data while NOSPACE is raised
+      } else if (req.put) {
         checkPut(req.put, (k, end) => this.store.rangeCurrent(k, end), this.lessor);
         const txn = this.store.write();
         const resp = applyPut(txn, req.put);
@@ -340,6 +410,14 @@ export class CairnServer {
           if (err instanceof LeaseNotFoundError) failed(Errors.leaseNotFound());
           else throw err;
         }
+      } else if (req.alarm) {
+        const a: Alarm = { memberId: toBigInt(req.alarm.memberID, true), type: (req.alarm.alarm ?? 0) as AlarmType };
+        const Action = etcdserverpb.AlarmRequest.AlarmAction;
+        let changed: Alarm | undefined;
+        if (req.alarm.action === Action.ACTIVATE) changed = this.alarms.activate(a);
+        else if (req.alarm.action === Action.DEACTIVATE) changed = this.alarms.deactivate(a);
+        if (changed) this.log.warn({ member_id: idToHex(a.memberId), alarm: a.type, action: req.alarm.action }, 'alarm changed');
+        done({ header: { revision: this.store.currentRevision }, alarms: this.alarmsToWire(changed ? [changed] : []) });
       } else {
         throw new Error(`log entry ${e.index} holds no known request`);
       }

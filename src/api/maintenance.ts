@@ -1,0 +1,55 @@
+import type { ServerWritableStream, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { etcdserverpb } from '../gen/proto';
+import { toBigInt } from '../server/convert';
+import { EtcdError, Code } from '../server/errors';
+import { CairnServer } from '../server/server';
+import { method } from './codec';
+import { ErrorMapper } from './status';
+import { noCheck, unaryHandler } from './unary';
+
+// etcd's Maintenance service: Status, Alarm, Hash, HashKV, Snapshot, Defragment, MoveLeader.
+
+const pb = etcdserverpb;
+
+export const maintenanceService: ServiceDefinition = {
+  Alarm: method('/etcdserverpb.Maintenance/Alarm', pb.AlarmRequest, pb.AlarmResponse),
+  Status: method('/etcdserverpb.Maintenance/Status', pb.StatusRequest, pb.StatusResponse),
+  Defragment: method('/etcdserverpb.Maintenance/Defragment', pb.DefragmentRequest, pb.DefragmentResponse),
+  Hash: method('/etcdserverpb.Maintenance/Hash', pb.HashRequest, pb.HashResponse),
+  HashKV: method('/etcdserverpb.Maintenance/HashKV', pb.HashKVRequest, pb.HashKVResponse),
+  Snapshot: method('/etcdserverpb.Maintenance/Snapshot', pb.SnapshotRequest, pb.SnapshotResponse, { response: true }),
+  MoveLeader: method('/etcdserverpb.Maintenance/MoveLeader', pb.MoveLeaderRequest, pb.MoveLeaderResponse),
+};
+
+export function maintenanceImplementation(member: CairnServer, errors: ErrorMapper, log: Logger): UntypedServiceImplementation {
+  const unary = unaryHandler(member, errors);
+  return {
+    Alarm: unary(noCheck, (r: etcdserverpb.AlarmRequest) => member.alarm(r)),
+    Status: unary(noCheck, () => member.status()),
+    Defragment: unary(noCheck, () => member.defragment()),
+    Hash: unary(noCheck, () => member.hash()),
+    HashKV: unary(noCheck, (r: etcdserverpb.HashKVRequest) => member.hashKV(r)),
+    MoveLeader: unary(noCheck, (r: etcdserverpb.MoveLeaderRequest) => {
+      // A single member is the leader already; any other target is not a member.
+      if (toBigInt(r.targetID, true) === member.meta.memberId) return {};
+      throw new EtcdError(Code.FailedPrecondition, 'etcdserver: bad leader transferee');
+    }),
+    Snapshot: (call: ServerWritableStream<etcdserverpb.SnapshotRequest, etcdserverpb.ISnapshotResponse>) => {
+      void (async () => {
+        try {
+          for await (const blob of member.snapshot()) {
+            if (call.cancelled) return;
+            if (!call.write({ header: member.header(), remainingBytes: 0, blob })) {
+              await new Promise((resolve) => call.once('drain', resolve));
+            }
+          }
+          call.end();
+        } catch (e) {
+          log.error({ err: e }, 'snapshot failed');
+          call.emit('error', errors.toStatus(e));
+        }
+      })();
+    },
+  };
+}
