@@ -177,11 +177,20 @@ class Target {
     });
     if (r.errorsTotal > 0 || r.ops !== this.opts.keys.keySpace) {
       throw new Error(
-        `${this.kind}: preload of ${this.opts.keys.keySpace} keys stored ${r.ops} with ${r.errorsTotal} errors: ${r.errorSamples.join('; ')}`,
+        `${this.kind}: preload of ${this.opts.keys.keySpace} keys stored ${r.ops} with ${r.errorsTotal} errors: ` +
+          `${JSON.stringify(r.errorsByCode)} e.g. ${r.errorSamples.slice(0, 3).join('; ')}\n${this.describe()}`,
       );
     }
     log(`  preloaded ${r.ops} keys into ${this.kind} in ${((Date.now() - t0) / 1000).toFixed(1)} s (${r.opsPerSec} puts/s)`);
     this.state = 'preloaded';
+  }
+
+  /** Whether the member still runs, and the tail of its output: context for an error. */
+  describe(): string {
+    const s = this.server;
+    if (s === null) return `${this.kind}: not started`;
+    const status = s.running ? `running (pid ${s.pid})` : `exited ${JSON.stringify(s.exitStatus())}`;
+    return `${this.kind} ${status}; last output:\n${s.output().slice(-3000)}`;
   }
 
   need(): ServerProc {
@@ -270,13 +279,14 @@ function machineLine(m: MachineInfo): string {
   return `${m.cpuModel}, ${m.cores} cores, ${m.memGiB} GiB RAM, ${m.kernel}, Node ${m.node}, etcd ${m.etcdVersion}, data dirs in ${m.tmpdir}`;
 }
 
-function printErrors(cell: Cell): void {
+function printErrors(cell: Cell, target: Target): void {
   for (const [i, r] of cell.rounds.entries()) {
     if (r.errorsTotal === 0 && r.unfinished === 0) continue;
     log(
       `  !! ${cell.workload} on ${cell.target} round ${i + 1}: ${r.errorsTotal} errors ${JSON.stringify(r.errorsByCode)}, ` +
         `${r.unfinished} unfinished; e.g. ${r.errorSamples.slice(0, 3).join(' | ')}`,
     );
+    log(target.describe());
   }
 }
 
@@ -340,7 +350,7 @@ async function main(): Promise<number> {
         const rounds = perTarget.get(t.kind) ?? [];
         const cell: Cell = { workload: w.name, target: t.kind, rounds, median: medianRound(rounds) };
         cells.push(cell);
-        printErrors(cell);
+        printErrors(cell, t);
       }
     }
   } finally {

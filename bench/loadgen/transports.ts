@@ -97,6 +97,8 @@ class GrpcJsConnection implements Connection {
 
 /** gRPC length-prefixed message: 1 byte compressed flag (0), 4 bytes big-endian length. */
 const FRAME_PREFIX_BYTES = 5;
+/** A call on a closed connection fails after this delay (the connection is not reopened). */
+const DEAD_CONNECTION_RETRY_MS = 10;
 
 class H2Connection implements Connection {
   private readonly session: http2.ClientHttp2Session;
@@ -203,9 +205,9 @@ class H2Caller implements Caller {
     try {
       stream = this.conn.request(this.headers);
     } catch (e) {
-      // Report asynchronously, so a dead connection cannot recurse through send().
+      // Report later, so a dead connection neither recurses through send() nor spins a core.
       this.failure = e instanceof Error ? e.message : String(e);
-      setImmediate(this.onFailLater);
+      setTimeout(this.onFailLater, DEAD_CONNECTION_RETRY_MS);
       return;
     }
     stream.on('response', this.onHeaders); // Trailers-Only responses carry grpc-status here
