@@ -94,6 +94,10 @@ export class MvccStore {
     return this.appliedIndex;
   }
 
+  get dbSizeBytes(): number {
+    return this.sizeBytes;
+  }
+
   stats(): StoreStats {
     return { keysTotal: this.tree.size, dbSizeBytes: this.sizeBytes, putsTotal: this.puts, deletesTotal: this.deletes };
   }

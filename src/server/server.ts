@@ -52,6 +52,11 @@ export interface ServerCounters {
 
 export class CairnServer {
   private readonly waiters = new Map<bigint, Waiter>();
+  /** Requests proposed here, by the entry bytes that carry them: apply uses the decoded
+   *  request instead of decoding the same bytes again (same object, so the same bytes). */
+  private readonly proposed = new Map<Buffer, cairnpb.IInternalRequest>();
+  private readonly clusterIdWire: ReturnType<typeof uint64>;
+  private readonly memberIdWire: ReturnType<typeof uint64>;
   private readonly appliedWaiters: Array<{ index: number; resolve: () => void }> = [];
   private applyQueue: CommittedEntry[] = [];
   private applying = false;
@@ -79,6 +84,8 @@ export class CairnServer {
   ) {
     this.applied = store.consistentIndex;
     this.releasedAt = this.applied;
+    this.clusterIdWire = uint64(meta.clusterId);
+    this.memberIdWire = uint64(meta.memberId);
     this.txns = new TxnExecutor(store, lessor);
     this.watchHub = new WatchHub(store);
     this.leaseExpiry = new LeaseExpiry(lessor, (id) => this.leaseRevoke({ ID: int64(id) }));
@@ -164,8 +171,8 @@ export class CairnServer {
   /** A response header; `revision` 0 or absent means the current revision, unless `exact`. */
   header(revision?: number, exact = false): etcdserverpb.IResponseHeader {
     return {
-      clusterId: uint64(this.meta.clusterId),
-      memberId: uint64(this.meta.memberId),
+      clusterId: this.clusterIdWire,
+      memberId: this.memberIdWire,
       revision: exact ? revision ?? 0 : revision || this.store.currentRevision,
       raftTerm: this.raftLog.term,
     };
@@ -312,7 +319,7 @@ export class CairnServer {
     if (this.raftLog.commitIndex - this.applied > APPLY_GAP_MAX) return Promise.reject(Errors.tooManyRequests());
     if (costBytes > 0 && this.alarms.has(AlarmType.NoSpace)) return Promise.reject(Errors.noSpace());
     const quota = this.config.quotaBackendBytes || QUOTA_BACKEND_BYTES_DEFAULT;
-    if (costBytes > 0 && this.store.stats().dbSizeBytes + costBytes > quota) {
+    if (costBytes > 0 && this.store.dbSizeBytes + costBytes > quota) {
       // As etcd: raise the NOSPACE alarm (through the log) and refuse the write.
       const raise = { alarm: { action: etcdserverpb.AlarmRequest.AlarmAction.ACTIVATE, memberID: uint64(this.meta.memberId), alarm: etcdserverpb.AlarmType.NOSPACE } };
       this.propose(raise, 0).catch(() => undefined);
@@ -324,7 +331,9 @@ export class CairnServer {
     if (data.length > this.config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
     return new Promise((resolve, reject) => {
       this.waiters.set(id, { resolve, reject });
-      this.raftLog.propose(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+      const entry = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      this.proposed.set(entry, req);
+      this.raftLog.propose(entry);
     });
   }
 
@@ -362,7 +371,9 @@ export class CairnServer {
 
   private applyEntry(e: CommittedEntry): Promise<void> | undefined {
     if (e.data.length === 0) return undefined;
-    const req = cairnpb.InternalRequest.decode(e.data);
+    let req = this.proposed.get(e.data);
+    if (req === undefined) req = cairnpb.InternalRequest.decode(e.data);
+    else this.proposed.delete(e.data);
     const id = toBigInt(req.id as Parameters<typeof toBigInt>[0], true);
     const waiter = this.waiters.get(id);
     if (waiter) this.waiters.delete(id);
