@@ -140,6 +140,7 @@ export class Simulator {
   /** Nodes inside apply(): they shut down only once their Ready is done. */
   private applying = new Set<SimNode>();
   private livenessDone = false;
+  private markerIndex = 0;
   readonly log: string[] = [];
   stats = { delivered: 0, dropped: 0, crashes: 0, confChanges: 0, reads: 0, snapshots: 0, elections: 0 };
 
@@ -220,6 +221,23 @@ export class Simulator {
       }
       this.healedTick();
     }
+    // Convergence: every live member of the configuration applies the marker.
+    const convergeBy = this.now + this.opts.livenessTicks;
+    while (!this.converged()) {
+      if (this.now >= convergeBy) fail(`convergence: members did not apply index ${this.markerIndex} within ${this.opts.livenessTicks} ticks (${this.describe()})`);
+      this.healedTick();
+    }
+  }
+
+  private converged(): boolean {
+    const lead = this.leader();
+    if (!lead) return false;
+    for (const id of [...lead.confState.voters, ...lead.confState.learners]) {
+      const sn = this.nodes.get(id);
+      if (!sn || sn.removed) continue;
+      if (!sn.node || sn.applied < this.markerIndex) return false;
+    }
+    return true;
   }
 
   private liveNodes(): SimNode[] {
@@ -585,7 +603,10 @@ export class Simulator {
       if (want === undefined) this.appHashAt.set(e.index, sn.hash);
       else if (want !== sn.hash) fail(`node ${sn.id} state after ${e.index} differs`);
       if (this.livenessMarker !== null && e.data.length > 0 && e.data[0] === 76 /* L */) {
-        if (new TextDecoder().decode(e.data) === this.livenessMarker) this.livenessDone = true;
+        if (new TextDecoder().decode(e.data) === this.livenessMarker && !this.livenessDone) {
+          this.livenessDone = true;
+          this.markerIndex = e.index;
+        }
       }
     }
     for (const rs of rd.readStates) {
