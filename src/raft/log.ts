@@ -166,12 +166,7 @@ export class RaftLog {
     if (i < dummyIndex || i > this.lastIndex()) return 0;
     const t = this.unstable.maybeTerm(i);
     if (t !== undefined) return t;
-    try {
-      return this.storage.term(i);
-    } catch (err) {
-      if (err === ErrCompacted || err === ErrUnavailable) throw err;
-      throw err;
-    }
+    return this.storage.term(i);
   }
 
   /** Entries from i on, at most maxSize bytes. */

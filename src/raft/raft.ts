@@ -9,7 +9,7 @@
 import { assert, assertIndex } from './assert';
 import { applyChange, restoreConfig, validateConfChange } from './confchange';
 import { decodeConfChange } from './codec';
-import { ErrProposalDropped, ErrReadIndexDropped } from './errors';
+import { ErrProposalDropped, ErrReadIndexDropped, ErrSnapshotTemporarilyUnavailable } from './errors';
 import { RaftLog } from './log';
 import { Progress, ProgressState } from './progress';
 import { VoteResult } from './quorum';
@@ -224,9 +224,10 @@ export class Raft {
     let snapshot: Snapshot;
     try {
       snapshot = this.raftLog.snapshot();
-    } catch {
-      // ErrSnapshotTemporarilyUnavailable: the application is making one; retry later.
-      return false;
+    } catch (e) {
+      // The application is making one; retry on a later heartbeat response.
+      if (e === ErrSnapshotTemporarilyUnavailable) return false;
+      throw e;
     }
     assert(snapshot.metadata.index !== 0, 'need non-empty snapshot');
     pr.becomeSnapshot(snapshot.metadata.index);

@@ -1,7 +1,7 @@
 // Log compaction and snapshot installation (§7).
 
 import { describe, expect, it } from 'vitest';
-import { ErrCompacted } from '../../src/raft/errors';
+import { ErrCompacted, ErrSnapshotTemporarilyUnavailable } from '../../src/raft/errors';
 import { ProgressState } from '../../src/raft/progress';
 import { MemoryStorage } from '../../src/raft/storage';
 import { MessageType, type Snapshot, StateType } from '../../src/raft/types';
@@ -72,6 +72,26 @@ describe('leader side', () => {
     pr.next = 5;
     r.sendAppend(2n);
     expect(readMessages(r)).toHaveLength(0);
+  });
+
+  it('a leader whose application is still making a snapshot sends nothing and retries later', () => {
+    const r = compactedLeader();
+    const st = r.raftLog.storage as MemoryStorage;
+    const real = st.snapshot.bind(st);
+    let busy = true;
+    st.snapshot = () => {
+      if (busy) throw ErrSnapshotTemporarilyUnavailable;
+      return real();
+    };
+    const pr = r.trk.progress.get(2n)!;
+    pr.recentActive = true;
+    pr.next = 5;
+    r.sendAppend(2n);
+    expect(readMessages(r)).toHaveLength(0);
+    expect(pr.state).toBe(ProgressState.Probe);
+    busy = false;
+    r.step(msg({ type: MessageType.HeartbeatResp, from: 2n, to: 1n, term: r.term }));
+    expect(readMessages(r).map((m) => m.type)).toEqual([MessageType.Snap]);
   });
 
   it('a successful snapshot report moves the follower to probe after the snapshot index', () => {
