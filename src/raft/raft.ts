@@ -460,10 +460,13 @@ export class Raft {
         this.becomeFollower(m.term, None);
       }
     } else if (m.term < this.term) {
-      if ((this.checkQuorum || this.preVote) && (m.type === MessageType.Heartbeat || m.type === MessageType.App)) {
-        // A stale leader (e.g. healed from a partition) learns our term from this and
-        // steps down; without it, with check-quorum or pre-vote, it could never be
-        // deposed because we ignore it and it never hears a higher term.
+      if (m.type === MessageType.Heartbeat || m.type === MessageType.App) {
+        // Reply with our term (§5.1), so that a leader of an older term steps down.
+        // etcd-io/raft does this only with check-quorum or pre-vote, relying otherwise
+        // on our own votes to raise the leader's term; but a node whose configuration
+        // is stale (it missed its own re-membering) sends its votes to the wrong
+        // nodes, and would be stranded forever at its higher term (found by the
+        // simulator).
         this.send(makeMessage({ type: MessageType.AppResp, to: m.from }));
       } else if (m.type === MessageType.PreVote) {
         // Tell a pre-candidate with a stale term that it cannot win.

@@ -33,23 +33,30 @@ describe('§5.1 terms', () => {
     });
   }
 
-  it('a node ignores a message with a stale term', () => {
+  it('a follower rejects AppendEntries with a stale term and answers its higher term', () => {
     const r = newTestRaft(1, 10, 1, newStorage([1, 2, 3]));
     r.becomeFollower(3, 2n);
     r.step(msg({ type: MessageType.App, from: 2n, to: 1n, term: 2, index: 0, logTerm: 0, entries: [ent(2, 1)] }));
     expect(r.raftLog.lastIndex()).toBe(0);
-    expect(readMessages(r)).toHaveLength(0);
+    const out = readMessages(r);
+    expect(out.map((m) => [m.type, m.to, m.term])).toEqual([[MessageType.AppResp, 2n, 3]]);
   });
 
-  it('a follower with a stale term rejects AppendEntries by answering its higher term when check-quorum is on', () => {
-    const r = newTestRaft(1, 10, 1, newStorage([1, 2, 3]), { checkQuorum: true });
-    r.becomeFollower(3, 2n);
-    r.step(msg({ type: MessageType.App, from: 2n, to: 1n, term: 2, index: 0, logTerm: 0, entries: [ent(2, 1)] }));
-    expect(r.raftLog.lastIndex()).toBe(0);
-    const out = readMessages(r);
-    expect(out).toHaveLength(1);
-    expect(out[0].type).toBe(MessageType.AppResp);
-    expect(out[0].term).toBe(3);
+  it('a leader that hears a higher term in a response steps down', () => {
+    const r = newTestRaft(1, 10, 1, newStorage([1, 2, 3]));
+    r.becomeCandidate();
+    r.becomeLeader();
+    r.step(msg({ type: MessageType.AppResp, from: 2n, to: 1n, term: 7 }));
+    expect(r.state).toBe(StateType.Follower);
+    expect(r.term).toBe(7);
+  });
+
+  it('a node ignores a vote request with a stale term', () => {
+    const r = newTestRaft(1, 10, 1, newStorage([1, 2, 3]));
+    r.becomeFollower(3, 0n);
+    r.step(msg({ type: MessageType.Vote, from: 2n, to: 1n, term: 2, index: 9, logTerm: 2 }));
+    expect(readMessages(r)).toHaveLength(0);
+    expect(r.vote).toBe(0n);
   });
 });
 

@@ -54,4 +54,15 @@ describe('regressions found by the simulator', () => {
     const r = newTestRaft(1, 10, 1, st, { applied: 3 });
     expect(r.raftLog.nextEnts().map((e) => e.index)).toEqual([4]);
   });
+
+  it('a node stranded at a higher term with a stale configuration is reached by the leader', () => {
+    // Without pre-vote and check-quorum, node 3 missed the changes that made 1, 2, 3 the
+    // members, campaigned to its old peers (4, 5: gone) and ran its term up. It ignored
+    // the leader's lower-term heartbeats and the leader never heard its term: stuck.
+    const r3 = newTestRaft(3, 10, 1, newStorage([3, 4, 5]));
+    r3.becomeFollower(9, 0n);
+    r3.step(msg({ type: MessageType.Heartbeat, from: 1n, to: 3n, term: 2 }));
+    const out = readMessages(r3);
+    expect(out.map((m) => [m.type, m.to, m.term])).toEqual([[MessageType.AppResp, 1n, 9]]);
+  });
 });

@@ -282,6 +282,7 @@ export class Simulator {
     this.blocked.clear();
     this.lossRate = 0;
     this.dupRate = 0;
+    this.rates.crash = 0;
     for (const sn of this.nodes.values()) if (!sn.node && !sn.removed) this.restart(sn);
   }
 
@@ -398,6 +399,14 @@ export class Simulator {
     }
     this.stats.delivered++;
     to.node.step(decodeMessage(f.bytes));
+    if (this.rand.float() < this.rates.crash / 20) {
+      // Crash after the message changed the node's memory but before its Ready was
+      // persisted or sent: the restarted node must not have promised anything.
+      this.trace(`crash ${to.id} before persisting ${MessageType[f.type]} from ${f.from}`);
+      this.stats.crashes++;
+      to.node = null;
+      return;
+    }
     if (f.type === MessageType.Snap) {
       // The transport reports that the snapshot stream completed.
       const from = this.nodes.get(f.from);
