@@ -22,7 +22,17 @@ function runSeed(seed: number): Simulator {
   return sim;
 }
 
+/**
+ * Seeds that once failed (with the simulator as it was then; each also has a scenario
+ * in regressions.test.ts). Cheap to keep running.
+ */
+const pinnedSeeds = [34, 44, 28139782, 701662620, 922343960];
+
 describe('raft simulation', () => {
+  it('passes the seeds that once failed', () => {
+    for (const seed of pinnedSeeds) runSeed(seed);
+  });
+
   it(`keeps election safety, log matching, leader completeness and state machine safety, and recovers liveness (${seeds} seeds from ${seedStart})`, async () => {
     console.log(`raft sim: ${seeds} seeds starting at ${seedStart}`);
     const totals = { delivered: 0, dropped: 0, crashes: 0, confChanges: 0, reads: 0, snapshots: 0, elections: 0 };

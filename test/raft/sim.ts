@@ -405,6 +405,12 @@ export class Simulator {
       this.trace(`crash ${to.id} before persisting ${MessageType[f.type]} from ${f.from}`);
       this.stats.crashes++;
       to.node = null;
+      // The snapshot stream broke: the transport reports the failure (it always reports).
+      const from = this.nodes.get(f.from);
+      if (f.type === MessageType.Snap && from?.node) {
+        from.node.reportSnapshot(f.to, SnapshotStatus.Failure);
+        this.processReady(from);
+      }
       return;
     }
     if (f.type === MessageType.Snap) {
