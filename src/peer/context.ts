@@ -1,0 +1,36 @@
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Limits } from './options';
+import type { PeerSockets } from './sockets';
+
+export interface PeerHandlers {
+  /** One call per message, in the order the sender sent them. `message` is not reused. */
+  onMessage(from: bigint, message: Uint8Array): void;
+  /**
+   * A snapshot arrives. Resolve once it is installed; a rejection is reported to the sender.
+   * `data` ends after the last chunk, or throws if the stream breaks first.
+   */
+  onSnapshot(from: bigint, metadata: Uint8Array, data: AsyncIterable<Buffer>): Promise<void>;
+}
+
+/** What the parts of a transport share. */
+export interface TransportContext {
+  readonly clusterId: bigint;
+  readonly memberId: bigint;
+  readonly log: Logger;
+  readonly limits: Limits;
+  readonly sockets: PeerSockets;
+  readonly handlers: PeerHandlers;
+  /** A frame came from member `from` (any stream): it is alive. */
+  heard(from: bigint): void;
+}
+
+/** Resolves once the socket's handle is closed (so no handle outlives stop()). */
+export function socketClosed(socket: Socket): Promise<void> {
+  if (socket.closed) return Promise.resolve();
+  return new Promise((resolve) => socket.once('close', () => resolve()));
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
