@@ -114,14 +114,15 @@ export class OutboundStream {
     }
   }
 
+  /** Handshake done and the socket not (being) closed. */
   isConnected(): boolean {
-    return this.state === StreamState.Connected;
+    return this.state === StreamState.Connected && this.socket !== undefined && !this.socket.destroyed;
   }
 
   /** Writes queued messages as BATCH frames until the queue is empty or the socket is full. */
   flush(): void {
-    const socket = this.socket;
-    if (this.state !== StreamState.Connected || socket === undefined) return;
+    if (!this.isConnected()) return;
+    const socket = this.socket!;
     const queue = this.queue;
     const batchBytesMax = this.ctx.limits.batchBytesMax;
     while (queue.length > 0 && !socket.writableNeedDrain) {
@@ -150,19 +151,19 @@ export class OutboundStream {
 
   /** Called every ping interval: declares a silent connection dead, else sends a ping. */
   tick(nowMs: number): void {
-    if (this.state !== StreamState.Connected || this.socket === undefined) return;
+    if (!this.isConnected()) return;
     if (nowMs - this.lastOutboundHeardMs > this.ctx.limits.idleTimeoutMs) {
-      this.fail(this.socket, `no answer to pings for ${this.ctx.limits.idleTimeoutMs} ms`);
+      this.fail(this.socket!, `no answer to pings for ${this.ctx.limits.idleTimeoutMs} ms`);
       return;
     }
     const body = Buffer.allocUnsafe(PING_BODY_BYTES);
     body.writeDoubleBE(performance.now(), 0);
-    this.socket.write(encodeFrame(FrameType.Ping, body));
+    this.socket!.write(encodeFrame(FrameType.Ping, body));
   }
 
   stats(): PeerStats {
     return {
-      connected: this.state === StreamState.Connected,
+      connected: this.isConnected(),
       dropped: this.dropped,
       sent: this.sent,
       queued: this.queue.length,
