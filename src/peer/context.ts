@@ -25,10 +25,26 @@ export interface TransportContext {
   heard(from: bigint): void;
 }
 
+const closes = new WeakMap<Socket, Promise<void>>();
+
+/**
+ * Call when a socket is created or accepted: socketClosed() can then wait for its 'close'
+ * event, which comes after its handle is freed (`socket.closed` turns true before that).
+ */
+export function watchClose(socket: Socket): void {
+  if (!closes.has(socket)) closes.set(socket, new Promise((resolve) => socket.once('close', () => resolve())));
+}
+
 /** Resolves once the socket's handle is closed (so no handle outlives stop()). */
 export function socketClosed(socket: Socket): Promise<void> {
-  if (socket.closed) return Promise.resolve();
-  return new Promise((resolve) => socket.once('close', () => resolve()));
+  const closed = closes.get(socket);
+  if (closed === undefined) throw new Error('socketClosed() on a socket that was not watched');
+  return closed;
+}
+
+/** Resolves after the event loop ran its close callbacks (a server's handle outlives its 'close' event). */
+export function closeCallbacksRun(): Promise<void> {
+  return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
 }
 
 export function errorMessage(err: unknown): string {

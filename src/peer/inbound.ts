@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { errorMessage, type TransportContext } from './context';
+import { errorMessage, watchClose, type TransportContext } from './context';
 import { encodeFrame, FRAME_BYTES_MAX, FrameDecoder, FrameType, HANDSHAKE_FRAME_BYTES_MAX, ProtocolError, type Frame } from './frame';
 import { checkHello, decodeHello, encodeHelloAck, HelloStatus, idHex, PEER_PROTOCOL_VERSION, StreamKind } from './handshake';
 import { SNAPSHOT_METADATA_BYTES_MAX, TCP_KEEPALIVE_MS } from './options';
@@ -41,6 +41,7 @@ export class InboundConnection {
     private readonly registry: InboundRegistry,
     readonly socket: Socket,
   ) {
+    watchClose(socket);
     this.remote = socket.remoteAddress !== undefined ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix socket';
     socket.setNoDelay(true);
     socket.setKeepAlive(true, TCP_KEEPALIVE_MS);

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { socketClosed, type TransportContext } from './context';
+import { socketClosed, watchClose, type TransportContext } from './context';
 import { encodeFrame, FRAME_HEADER_BYTES, FrameDecoder, FrameType, HANDSHAKE_FRAME_BYTES_MAX, ProtocolError, sealFrame, type Frame } from './frame';
 import { decodeHelloAck, encodeHello, HelloStatus, idHex, PEER_PROTOCOL_VERSION, StreamKind } from './handshake';
 import { backoffDelayMs, MESSAGE_BYTES_MAX, TCP_KEEPALIVE_MS } from './options';
@@ -195,6 +195,7 @@ export class OutboundStream {
     const endpoint = this.endpoints[this.endpointIndex % this.endpoints.length]!;
     this.state = StreamState.Dialing;
     const { socket, connected } = this.ctx.sockets.dial(endpoint, this.ctx.limits.dialTimeoutMs);
+    watchClose(socket);
     this.socket = socket;
     this.decoder = new FrameDecoder(HANDSHAKE_FRAME_BYTES_MAX);
     socket.on('error', (err) => this.noteError(socket, `${endpoint.url}: ${err.message}`));

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { errorMessage, socketClosed, type TransportContext } from './context';
+import { errorMessage, socketClosed, watchClose, type TransportContext } from './context';
 import { encodeFrame, FrameDecoder, frameHeader, FrameType, HANDSHAKE_FRAME_BYTES_MAX, ProtocolError } from './frame';
 import { decodeHelloAck, encodeHello, HelloStatus, idHex, PEER_PROTOCOL_VERSION, StreamKind } from './handshake';
 import { SNAPSHOT_INBOX_BYTES_MAX, TCP_KEEPALIVE_MS } from './options';
@@ -110,6 +110,7 @@ export class SnapshotSender {
     this.accepted = new Promise((resolve, reject) => (this.acceptedSettle = { resolve, reject }));
     this.accepted.catch(() => undefined);
     this.finished = new Promise((resolve) => (this.finishedResolve = resolve));
+    watchClose(socket);
     socket.on('error', (err) => (this.closeReason ??= err.message));
     socket.on('close', () => this.onClose());
     socket.on('drain', () => this.wakeWriter());

@@ -1,7 +1,7 @@
 import type { Server, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
-import { errorMessage, socketClosed, type PeerHandlers, type TransportContext } from './context';
+import { closeCallbacksRun, errorMessage, socketClosed, type PeerHandlers, type TransportContext } from './context';
 import { idHex } from './handshake';
 import { InboundConnection, type InboundRegistry } from './inbound';
 import { INBOUND_SNAPSHOTS_MAX, resolveLimits, SNAPSHOT_METADATA_BYTES_MAX, type Limits, type PeerTransportOptions } from './options';
@@ -202,6 +202,7 @@ export class PeerTransport implements InboundRegistry {
     this.peers.clear();
     for (const sender of this.snapshotSenders) closing.push(sender.close('transport stopped'));
     await Promise.all(closing);
+    await closeCallbacksRun();
     this.log.info('peer transport stopped');
   }
 
@@ -227,7 +228,7 @@ export class PeerTransport implements InboundRegistry {
 
   private accept(socket: Socket): void {
     if (this.state !== TransportState.Started) {
-      socket.destroy();
+      socket.destroy(); // accepted while stopping: not tracked, but closes on its own
       return;
     }
     this.inbound.add(new InboundConnection(this.ctx, this, socket));
