@@ -41,6 +41,7 @@ const PING_BODY_BYTES = 8;
  */
 export class OutboundStream {
   state = StreamState.Idle;
+  private started = false;
   private endpoints: Endpoint[];
   private endpointIndex = 0;
   private attempt = 0;
@@ -86,11 +87,12 @@ export class OutboundStream {
       this.dropped++;
       return false;
     }
-    if (this.state === StreamState.Idle) this.dial();
     return true;
   }
 
+  /** Begins dialing (the transport calls this once it is started). */
   start(): void {
+    this.started = true;
     if (this.state === StreamState.Idle) this.dial();
   }
 
@@ -107,7 +109,7 @@ export class OutboundStream {
     this.endpointIndex = 0;
     this.attempt = 0;
     if (this.socket !== undefined) this.socket.destroy();
-    else if (this.state === StreamState.Backoff) {
+    else if (this.state === StreamState.Backoff || (this.state === StreamState.Idle && this.started)) {
       clearTimeout(this.timer);
       this.timer = undefined;
       this.dial();

@@ -134,6 +134,33 @@ describe('peer message streams', () => {
     expect(connects).toEqual([b.urls[0], b.urls[1]]);
   });
 
+  it('a peer added without URLs queues until updatePeer gives it one', async () => {
+    const a = await member(1n);
+    const b = await member(2n);
+    a.t.addPeer(2n, []);
+    a.t.send(2n, seqMessage(1));
+    await sleep(50);
+    expect(a.t.stats().get(2n)).toMatchObject({ connected: false, queued: 1 });
+    a.t.updatePeer(2n, [b.url]);
+    await waitFor(() => (b.received.get(1n)?.length ?? 0) === 1, 'the queued message');
+  });
+
+  it('a message larger than a batch goes in a frame of its own, between its neighbours', async () => {
+    const a = await member(1n, { batchBytesMax: 64 * 1024 });
+    const b = await member(2n);
+    a.t.addPeer(2n, [b.url]);
+    await waitFor(() => a.t.isActive(2n), 'connection');
+    a.t.send(2n, seqMessage(0));
+    const big = Buffer.alloc(3 * 1024 * 1024, 7);
+    big.writeUInt32BE(1, 0);
+    a.t.send(2n, big);
+    a.t.send(2n, seqMessage(2));
+    await waitFor(() => (b.received.get(1n)?.length ?? 0) === 3, 'all three');
+    expect(seqs(b.received.get(1n))).toEqual([0, 1, 2]);
+    expect(b.received.get(1n)![1]!.equals(big)).toBe(true);
+    expect(a.t.stats().get(2n)!.batches).toBe(3);
+  });
+
   it('unix:// URLs, absolute and relative, carry messages', async () => {
     const dir = tempDir('peer-unix');
     const cwd = process.cwd();

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SNAPSHOT_INBOX_BYTES_MAX } from '../../src/peer';
-import { sleep, startMember, waitFor, type Member } from './helpers';
+import { INBOUND_SNAPSHOTS_MAX, SNAPSHOT_INBOX_BYTES_MAX } from '../../src/peer';
+import { range, sleep, startMember, waitFor, type Member } from './helpers';
 
 const running: Member[] = [];
 async function member(...args: Parameters<typeof startMember>): Promise<Member> {
@@ -132,6 +132,41 @@ describe('peer snapshot streams', () => {
       /could not open a snapshot stream to member 2: .*ECONNREFUSED/,
     );
     await expect(a.t.sendSnapshot(5n, Buffer.alloc(0), source(10, 10, { produced: 0 }).data)).rejects.toThrow('member 5 is not a peer');
+  });
+
+  it('one snapshot at a time per peer; an aborted send rejects', async () => {
+    const b = await member(2n, {}, { onSnapshot: () => new Promise(() => undefined) }); // never installs
+    const a = await member(1n);
+    a.t.addPeer(2n, [b.url]);
+    const abort = new AbortController();
+    const first = a.t.sendSnapshot(2n, Buffer.alloc(0), source(MiB, 1000, { produced: 0 }).data, abort.signal).then(
+      () => 'resolved',
+      (err: Error) => err.message,
+    );
+    await expect(a.t.sendSnapshot(2n, Buffer.alloc(0), source(10, 10, { produced: 0 }).data)).rejects.toThrow(
+      'a snapshot is already being sent to member 2',
+    );
+    await sleep(50);
+    abort.abort();
+    expect(await first).toBe('snapshot stream to member 2 ended before its result: aborted');
+  });
+
+  it(`at most ${INBOUND_SNAPSHOTS_MAX} snapshots are received at once; the next sender is told to retry later`, async () => {
+    const b = await member(99n, {}, { onSnapshot: () => new Promise(() => undefined) });
+    const senders = await Promise.all(range(1, INBOUND_SNAPSHOTS_MAX + 2).map((i) => member(BigInt(i))));
+    const outcomes = senders.map((s) => {
+      s.t.addPeer(99n, [b.url]);
+      return s.t.sendSnapshot(99n, Buffer.alloc(0), source(MiB, 1000, { produced: 0 }).data).then(
+        () => 'resolved',
+        (err: Error) => err.message,
+      );
+    });
+    await waitFor(() => b.log.lines.filter((l) => l.msg === 'receiving snapshot').length === INBOUND_SNAPSHOTS_MAX, 'receivers busy');
+    const refused = await Promise.race(outcomes);
+    expect(refused).toMatch(/refused by the peer: too many snapshots being received; retry later/);
+    await b.t.stop();
+    const all = await Promise.all(outcomes);
+    expect(all.filter((o) => o.includes('ended before its result')).length).toBe(INBOUND_SNAPSHOTS_MAX);
   });
 
   it('stop() rejects a snapshot in flight', async () => {
