@@ -292,6 +292,10 @@ export class OutboundStream {
     this.socket = undefined;
     socket.off('drain', this.onDrain);
     if (this.state === StreamState.Stopped) return;
+    if (this.endpoints.length === 0) {
+      this.state = StreamState.Idle; // updatePeer() with URLs dials again
+      return;
+    }
     const wasConnected = this.state === StreamState.Connected;
     if (wasConnected) {
       this.lastError ??= 'connection closed by the peer';
@@ -302,7 +306,7 @@ export class OutboundStream {
     }
     // Try the peer's next URL at once; back off after a full round of failures.
     this.endpointIndex = (this.endpointIndex + 1) % this.endpoints.length;
-    if (this.endpointIndex === 0 || this.endpoints.length <= 1) this.backoff();
+    if (this.endpointIndex === 0) this.backoff();
     else this.dial();
   }
 
