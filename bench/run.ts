@@ -138,8 +138,8 @@ class Target {
     if (this.kind === 'etcd') {
       this.server = await startEtcd({ dataDir });
     } else {
-      const env = this.profDir !== null ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${this.profDir}` } : undefined;
-      this.server = await startCairn({ dataDir, env });
+      const nodeArgs = this.profDir !== null ? ['--cpu-prof', `--cpu-prof-dir=${this.profDir}`] : [];
+      this.server = await startCairn({ dataDir, nodeArgs });
     }
     this.state = 'fresh';
   }

@@ -34,6 +34,8 @@ export interface StartOptions {
 export interface CairnStartOptions extends StartOptions {
   /** Path of the cairn entry point (default: $CAIRN_BIN or <repo>/dist/src/bin/cairn.js). */
   bin?: string;
+  /** Options for node itself, before the entry point (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+  nodeArgs?: string[];
 }
 
 export interface ServerProc {
@@ -494,5 +496,6 @@ export async function startCairn(opts: CairnStartOptions = {}): Promise<ServerPr
   if (!fs.existsSync(bin)) {
     throw new Error(`cairn entry point ${bin} does not exist (run \`npm run build\` first)`);
   }
-  return startServer({ kind: 'cairn', command: process.execPath, prefixArgs: [bin], opts, markerReady: true });
+  const prefixArgs = [...(opts.nodeArgs ?? []), bin];
+  return startServer({ kind: 'cairn', command: process.execPath, prefixArgs, opts, markerReady: true });
 }
