@@ -142,7 +142,7 @@ export class Simulator {
   private livenessDone = false;
   private markerIndex = 0;
   readonly log: string[] = [];
-  stats = { delivered: 0, dropped: 0, crashes: 0, confChanges: 0, reads: 0, snapshots: 0, elections: 0 };
+  stats = { delivered: 0, dropped: 0, crashes: 0, confChanges: 0, reads: 0, snapshots: 0, elections: 0, ticksToCommitMax: 0, ticksToConvergeMax: 0 };
 
   constructor(readonly opts: SimOptions) {
     this.rand = new SeededRandom(opts.seed);
@@ -194,7 +194,7 @@ export class Simulator {
       checkQuorum: this.checkQuorum,
       maxSizePerMsg: this.maxSizePerMsg,
       maxInflightMsgs: 1 + this.rand.intn(8),
-      maxUncommittedEntriesSize: 1 << 16,
+      maxUncommittedEntriesSize: 4096,
     });
     // The application restarts from its latest snapshot.
     if (snap.metadata.index > 0) {
@@ -214,19 +214,27 @@ export class Simulator {
   run(): void {
     for (let t = 0; t < this.opts.chaosTicks; t++) this.chaosTick();
     this.heal();
-    const deadline = this.now + this.opts.livenessTicks;
+    const healedAt = this.now;
+    // The bound grows with the backlog of uncommitted entries, which the seed's flow
+    // control (one entry per message, 1 in flight, 3 ticks of delay) may drain slowly.
+    let backlog = 0;
+    for (const sn of this.liveNodes()) backlog = Math.max(backlog, sn.node!.raft.raftLog.lastIndex() - this.maxCommitted);
+    const bound = this.opts.livenessTicks + 4 * backlog;
+    const deadline = this.now + bound;
     while (!this.livenessDone) {
       if (this.now >= deadline) {
-        fail(`liveness: no proposal committed within ${this.opts.livenessTicks} ticks after healing (${this.describe()})`);
+        fail(`liveness: no proposal committed within ${bound} ticks after healing (${this.describe()})`);
       }
       this.healedTick();
     }
+    this.stats.ticksToCommitMax = this.now - healedAt;
     // Convergence: every live member of the configuration applies the marker.
-    const convergeBy = this.now + this.opts.livenessTicks;
+    const convergeBy = this.now + bound;
     while (!this.converged()) {
-      if (this.now >= convergeBy) fail(`convergence: members did not apply index ${this.markerIndex} within ${this.opts.livenessTicks} ticks (${this.describe()})`);
+      if (this.now >= convergeBy) fail(`convergence: members did not apply index ${this.markerIndex} within ${bound} ticks (${this.describe()})`);
       this.healedTick();
     }
+    this.stats.ticksToConvergeMax = this.now - healedAt;
   }
 
   private converged(): boolean {
@@ -287,6 +295,7 @@ export class Simulator {
   }
 
   private healedTick(): void {
+    if (this.opts.trace && this.now % 50 === 0) this.trace(this.describe());
     const lead = this.leader();
     if (lead && this.livenessMarker === null) {
       const marker = `L${this.proposalSeq++}`;
