@@ -22,18 +22,21 @@ export const clusterService: ServiceDefinition = {
 
 export function clusterImplementation(member: CairnServer, errors: ErrorMapper): UntypedServiceImplementation {
   const unary = unaryHandler(member, errors);
-  const self = (): etcdserverpb.IMember => ({
-    ID: uint64(member.meta.memberId),
-    name: member.meta.name,
-    peerURLs: member.config.initialAdvertisePeerUrls,
-    clientURLs: member.config.advertiseClientUrls,
-    isLearner: false,
-  });
+  // Other members' client URLs are not known until members publish them (a later step):
+  // only this member's are listed.
+  const list = (): etcdserverpb.IMember[] =>
+    member.meta.members.map((m) => ({
+      ID: uint64(m.id),
+      name: m.name,
+      peerURLs: m.peerUrls.length > 0 ? m.peerUrls : member.config.initialAdvertisePeerUrls,
+      clientURLs: m.id === member.meta.memberId ? member.config.advertiseClientUrls : [],
+      isLearner: false,
+    }));
   const notYet = (): never => {
     throw Errors.notImplemented('membership changes (a cluster of several members)');
   };
   return {
-    MemberList: unary(noCheck, async (): Promise<etcdserverpb.IMemberListResponse> => ({ members: [self()] })),
+    MemberList: unary(noCheck, async (): Promise<etcdserverpb.IMemberListResponse> => ({ members: list() })),
     MemberAdd: unary(noCheck, notYet),
     MemberRemove: unary(noCheck, notYet),
     MemberUpdate: unary(noCheck, notYet),

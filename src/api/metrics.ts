@@ -15,9 +15,9 @@ export class Metrics {
     const gauge = (name: string, help: string, read: () => number): void => {
       new Gauge({ name, help, registers: [r], collect() { this.set(read()); } });
     };
-    gauge('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', () => 1);
-    gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () => 1);
-    gauge('etcd_server_leader_changes_seen_total', 'The number of leader changes seen.', () => 1);
+    gauge('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', () => (member.leaderId !== 0n ? 1 : 0));
+    gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () => (member.leaderId === member.meta.memberId ? 1 : 0));
+    gauge('etcd_server_leader_changes_seen_total', 'The number of leader changes seen.', () => member.leaderChanges);
     gauge('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', () => member.commitIndex);
     gauge('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', () => member.appliedIndex);
     gauge('etcd_server_proposals_pending', 'The current number of pending proposals to commit.', () => member.pendingProposals);

@@ -35,7 +35,7 @@ const honoured = (kind: Kind, set: (c: ServerConfig, v: string) => void): FlagSp
 const accepted = (kind: Kind, note: string): FlagSpec => ({ kind, status: 'accepted', note });
 const refused = (kind: Kind, note: string): FlagSpec => ({ kind, status: 'refused', note });
 
-const NOT_CLUSTERED = 'cairn runs as a single member until clustering lands';
+const NOT_CLUSTERED = 'this clustering feature is not implemented yet';
 const NO_TLS = 'TLS is not implemented in cairn yet';
 
 export const FLAGS: Record<string, FlagSpec> = {
@@ -198,7 +198,7 @@ function buildConfig(values: Map<string, string>): Omit<ParsedCommandLine, 'acti
   return { config, notices };
 }
 
-/** Until clustering lands, --initial-cluster may only name this member. */
+/** --initial-cluster must be well formed and name this member (etcd's checks). */
 function checkSingleMember(c: ServerConfig): void {
   if (c.initialCluster === '') {
     c.initialCluster = c.initialAdvertisePeerUrls.map((u) => `${c.name}=${u}`).join(',');
@@ -214,7 +214,6 @@ function checkSingleMember(c: ServerConfig): void {
   if (!members.has(c.name)) {
     throw new FlagError(`couldn't find local name "${c.name}" in the initial cluster configuration`);
   }
-  if (members.size > 1) throw new FlagError(`--initial-cluster names ${members.size} members: ${NOT_CLUSTERED}`);
 }
 
 function readConfigFile(path: string): Map<string, string> {

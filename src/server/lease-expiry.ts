@@ -19,9 +19,12 @@ export class LeaseExpiry {
   private readonly revoking = new Set<bigint>();
   private timer: NodeJS.Timeout | undefined;
 
+  private wasLeader = false;
+
   constructor(
     private readonly lessor: Lessor,
     private readonly proposeRevoke: (id: bigint) => Promise<unknown>,
+    private readonly isLeader: () => boolean,
     private readonly now: () => number = () => performance.now(),
   ) {
     lessor.onGranted((l) => this.deadlines.set(l.id, this.now() + l.ttlSeconds * 1000));
@@ -60,6 +63,17 @@ export class LeaseExpiry {
 
   private check(): void {
     const now = this.now();
+    if (!this.isLeader()) {
+      this.wasLeader = false;
+      return;
+    }
+    if (!this.wasLeader) {
+      // Newly leader: every lease gets its full TTL from now (etcd's Promote), so none
+      // expires early because the previous leader's renewals were not seen here.
+      this.wasLeader = true;
+      for (const l of this.lessor.all()) this.deadlines.set(l.id, now + l.ttlSeconds * 1000);
+      return;
+    }
     let proposed = 0;
     for (const [id, deadline] of this.deadlines) {
       if (proposed >= REVOKES_PER_CHECK_MAX) break;

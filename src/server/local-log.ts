@@ -1,4 +1,5 @@
 import { Wal, WalEntry } from '../wal/wal';
+import type { ReplicatedLog } from './replicated-log';
 
 // The log of a single-member cluster: an entry is committed once it is durable on this one
 // member (a quorum of one). Proposals made in the same turn of the event loop share one WAL
@@ -13,7 +14,8 @@ export interface CommittedEntry {
 
 export const ENTRY_NORMAL = 0;
 
-export class LocalLog {
+export class LocalLog implements ReplicatedLog {
+  readonly leaderChanges = 1;
   private lastIndex: number;
   private committedIndex: number;
   private uncommitted: CommittedEntry[] = [];
@@ -21,7 +23,7 @@ export class LocalLog {
   private onCommit: (entries: CommittedEntry[]) => void = () => undefined;
   private onFatal: (err: Error) => void = () => undefined;
 
-  constructor(private readonly wal: Wal, lastIndex: number, readonly term: number) {
+  constructor(private readonly wal: Wal, lastIndex: number, readonly term: number, readonly leaderId: bigint) {
     this.lastIndex = lastIndex;
     this.committedIndex = lastIndex;
   }
@@ -34,6 +36,15 @@ export class LocalLog {
     this.onCommit = onCommit;
     this.onFatal = onFatal;
   }
+
+  /** A single member's committed entries are all durable ones: nothing to confirm. */
+  readIndex(): Promise<number> {
+    return Promise.resolve(this.committedIndex);
+  }
+
+  start(): void {}
+
+  async stop(): Promise<void> {}
 
   /** Appends `data` as the next entry; it is delivered to the subscriber once durable. */
   propose(data: Buffer): number {

@@ -28,7 +28,10 @@ import { Alarm, AlarmType, Alarms } from './alarms';
 import { LeaseExpiry } from './lease-expiry';
 import { snapshotChunks } from './snapshot';
 import { CommittedEntry, LocalLog } from './local-log';
-import { decodeMemberMeta, encodeMemberMeta, MemberMeta } from './member-meta';
+import { ClusterMember, decodeMemberMeta, encodeMemberMeta, MemberMeta, parseInitialCluster } from './member-meta';
+import { PeerTransport } from '../peer';
+import { RaftLog } from './raft-log';
+import type { ReplicatedLog } from './replicated-log';
 
 // One cairn member: the WAL-backed log, the apply loop into mvcc, and the request paths the
 // API layer calls. Every mutation is proposed as a log entry, acknowledged only after it is
@@ -42,6 +45,28 @@ const RELEASE_EVERY_ENTRIES = 10_000;
 interface Waiter {
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
+  deadline: number;
+}
+
+/** etcd's request timeout: 5 s plus two election timeouts. */
+function requestTimeoutMs(c: ServerConfig): number {
+  return 5000 + 2 * c.electionTimeoutMs;
+}
+
+/** The identity of a member starting on an empty data dir, derived from its flags as etcd does. */
+function bootstrapMeta(config: ServerConfig): MemberMeta {
+  const members: ClusterMember[] = parseInitialCluster(config.initialCluster).map((m) => ({
+    id: computeMemberId(m.peerUrls, config.initialClusterToken),
+    name: m.name,
+    peerUrls: m.peerUrls,
+  }));
+  const self = members.find((m) => m.name === config.name);
+  if (self === undefined) throw new Error(`couldn't find local name "${config.name}" in the initial cluster configuration`);
+  const selfUrls = [...config.initialAdvertisePeerUrls].sort().join(',');
+  if ([...self.peerUrls].sort().join(',') !== selfUrls) {
+    throw new Error(`--initial-cluster has ${self.name}=${self.peerUrls.join(',')} but --initial-advertise-peer-urls is ${config.initialAdvertisePeerUrls.join(',')}: they must match`);
+  }
+  return { memberId: self.id, clusterId: computeClusterId(members.map((m) => m.id)), name: config.name, members };
 }
 
 export interface ServerCounters {
@@ -63,6 +88,8 @@ export class CairnServer {
   private applied: number;
   private releasedAt: number;
   private stopping = false;
+  transport: PeerTransport | undefined;
+  timeoutTimer: NodeJS.Timeout | undefined;
   private readonly txns: TxnExecutor;
   readonly watchHub: WatchHub;
   readonly leaseExpiry: LeaseExpiry;
@@ -79,7 +106,7 @@ export class CairnServer {
     readonly store: MvccStore,
     readonly lessor: Lessor,
     readonly alarms: Alarms,
-    private readonly raftLog: LocalLog,
+    private readonly raftLog: ReplicatedLog,
     private readonly ids: RequestIdGenerator,
   ) {
     this.applied = store.consistentIndex;
@@ -88,7 +115,7 @@ export class CairnServer {
     this.memberIdWire = uint64(meta.memberId);
     this.txns = new TxnExecutor(store, lessor);
     this.watchHub = new WatchHub(store);
-    this.leaseExpiry = new LeaseExpiry(lessor, (id) => this.leaseRevoke({ ID: int64(id) }));
+    this.leaseExpiry = new LeaseExpiry(lessor, (id) => this.leaseRevoke({ ID: int64(id) }), () => this.raftLog.leaderId === this.meta.memberId);
     const electionTicks = Math.max(1, Math.floor(config.electionTimeoutMs / config.heartbeatIntervalMs));
     this.leaseTtlMinSeconds = Math.ceil((Math.floor((3 * electionTicks) / 2) * config.heartbeatIntervalMs) / 1000);
   }
@@ -99,43 +126,74 @@ export class CairnServer {
     await mkdir(memberDir, { recursive: true, mode: 0o700 });
     const { wal, contents } = await Wal.open(walDir);
     if (contents.repairedTail) log.warn({ file: contents.repairedTail.file, offset: contents.repairedTail.offset }, 'cut a torn write off the end of the WAL');
-    let meta: MemberMeta;
-    if (contents.metadata) {
-      meta = decodeMemberMeta(contents.metadata);
-    } else {
-      const peerUrls = config.initialAdvertisePeerUrls;
-      const memberId = computeMemberId(peerUrls, config.initialClusterToken);
-      meta = { memberId, clusterId: computeClusterId([memberId]), name: config.name };
-      wal.appendMetadata(encodeMemberMeta(meta));
-    }
-    // Each start of a single member is a new election: the term goes up by one (a fresh
-    // member bootstraps at term 1 and elects itself at term 2, as etcd does).
-    const term = (contents.hardState?.term ?? 1) + 1;
+    const fresh = contents.metadata === undefined;
+    const meta = fresh ? bootstrapMeta(config) : decodeMemberMeta(contents.metadata!);
+    if (fresh) wal.appendMetadata(encodeMemberMeta(meta));
     const lastIndex = contents.entries.length ? contents.entries[contents.entries.length - 1].index : contents.snapshot?.index ?? 0;
-    wal.appendHardState({ term, vote: meta.memberId, commit: lastIndex });
+    const clustered = meta.members.length > 1;
+    let transport: PeerTransport | undefined;
+    let raftLog: ReplicatedLog;
+    if (!clustered) {
+      // Each start of a single member is a new election: the term goes up by one (a fresh
+      // member bootstraps at term 1 and elects itself at term 2, as etcd does).
+      const term = (contents.hardState?.term ?? 1) + 1;
+      wal.appendHardState({ term, vote: meta.memberId, commit: lastIndex });
+      raftLog = new LocalLog(wal, lastIndex, term, meta.memberId);
+    } else {
+      if (fresh && config.initialClusterState === 'existing') {
+        throw new Error('--initial-cluster-state existing: joining a running cluster (member add) is not implemented yet');
+      }
+      const handlers = { onMessage: (_from: bigint, m: Uint8Array) => rl.receive(m), onSnapshot: async () => { throw new Error('snapshots are not supported yet'); } };
+      transport = new PeerTransport({ clusterId: meta.clusterId, memberId: meta.memberId, listenUrls: config.listenPeerUrls, logger: log }, handlers);
+      await transport.start();
+      const rl: RaftLog = new RaftLog({
+        memberId: meta.memberId,
+        members: new Map(meta.members.map((m) => [m.id, m.peerUrls])),
+        heartbeatMs: config.heartbeatIntervalMs,
+        electionMs: config.electionTimeoutMs,
+        wal,
+        contents,
+        transport,
+        log,
+        bootstrap: fresh,
+        readTimeoutMs: requestTimeoutMs(config),
+      });
+      raftLog = rl;
+    }
     await wal.sync();
     const backend = await Backend.open(join(memberDir, 'db'), (err) => fatal(log, err, 'backend write failed'));
     const store = await MvccStore.open(backend);
     const lessor = await Lessor.open(backend, store);
     const alarms = await Alarms.open(backend);
-    const raftLog = new LocalLog(wal, lastIndex, term);
     const server = new CairnServer(config, log, meta, wal, backend, store, lessor, alarms, raftLog, new RequestIdGenerator(meta.memberId, Date.now()));
-    const replay = contents.entries.filter((e) => e.index > store.consistentIndex);
+    server.transport = transport;
     if (store.consistentIndex > lastIndex) {
       throw new Error(`data dir ${config.dataDir}: the store has applied index ${store.consistentIndex} but the WAL ends at ${lastIndex}; the WAL was lost or replaced`);
     }
-    if (replay.length > 0) {
-      log.info({ from: replay[0].index, to: replay[replay.length - 1].index }, 'replaying WAL entries into the store');
-      server.onCommitted(replay.map((e) => ({ index: e.index, term: e.term, data: e.data })));
-      await server.waitApplied(lastIndex);
+    if (!clustered) {
+      const replay = contents.entries.filter((e) => e.index > store.consistentIndex);
+      if (replay.length > 0) {
+        log.info({ from: replay[0].index, to: replay[replay.length - 1].index }, 'replaying WAL entries into the store');
+        server.onCommitted(replay.map((e) => ({ index: e.index, term: e.term, data: e.data })));
+        await server.waitApplied(lastIndex);
+      }
     }
     raftLog.subscribe(
       (entries) => server.onCommitted(entries),
-      (err) => fatal(log, err, 'WAL write failed'),
+      (err) => fatal(log, err, 'raft log failed'),
     );
+    raftLog.start();
     server.leaseExpiry.start();
+    server.timeoutTimer = setInterval(() => server.expireWaiters(), 250);
+    server.timeoutTimer.unref();
     log.info(
-      { member_id: idToHex(meta.memberId), cluster_id: idToHex(meta.clusterId), term, applied_index: server.applied, revision: store.currentRevision },
+      {
+        member_id: idToHex(meta.memberId),
+        cluster_id: idToHex(meta.clusterId),
+        members: meta.members.map((m) => `${m.name}=${idToHex(m.id)}`),
+        applied_index: server.applied,
+        revision: store.currentRevision,
+      },
       'member started',
     );
     return server;
@@ -147,9 +205,9 @@ export class CairnServer {
     this.backend.onCommitDuration = onBackendCommit;
   }
 
-  /** False once the member is stopping (with peers: also without a leader or with an alarm). */
+  /** etcd's /health: a leader exists, no alarm is raised, and the member is not stopping. */
   get healthy(): boolean {
-    return !this.stopping;
+    return !this.stopping && this.raftLog.leaderId !== 0n && this.alarms.list().length === 0;
   }
 
   get pendingProposals(): number {
@@ -190,10 +248,29 @@ export class CairnServer {
     }
   }
 
-  /** Waits until every entry committed before the call is applied (a ReadIndex of one member). */
+  /** Waits until every entry committed before the call is applied (ReadIndex, shared by concurrent reads). */
   async linearizableReadBarrier(): Promise<void> {
     if (this.stopping) throw Errors.stopped();
-    await this.waitApplied(this.raftLog.commitIndex);
+    const index = await this.raftLog.readIndex();
+    await this.waitApplied(index);
+  }
+
+  get leaderId(): bigint {
+    return this.raftLog.leaderId;
+  }
+
+  get leaderChanges(): number {
+    return this.raftLog.leaderChanges;
+  }
+
+  /** Fails proposals that waited longer than etcd's request timeout. */
+  expireWaiters(): void {
+    const now = Date.now();
+    for (const [id, w] of this.waiters) {
+      if (w.deadline > now) continue;
+      this.waiters.delete(id);
+      w.reject(this.raftLog.leaderId === 0n ? Errors.noLeader() : Errors.timeout());
+    }
   }
 
   // ---- writes --------------------------------------------------------------------------
@@ -273,7 +350,7 @@ export class CairnServer {
       version: ETCD_API_VERSION,
       dbSize,
       dbSizeInUse: dbSize,
-      leader: uint64(this.meta.memberId),
+      leader: uint64(this.raftLog.leaderId),
       raftIndex: this.raftLog.commitIndex,
       raftTerm: this.raftLog.term,
       raftAppliedIndex: this.applied,
@@ -329,11 +406,15 @@ export class CairnServer {
     req.id = uint64(id);
     const data = cairnpb.InternalRequest.encode(req).finish();
     if (data.length > this.config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
-    return new Promise((resolve, reject) => {
-      this.waiters.set(id, { resolve, reject });
-      const entry = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-      this.proposed.set(entry, req);
+    const entry = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    try {
       this.raftLog.propose(entry);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.proposed.set(entry, req);
+    return new Promise((resolve, reject) => {
+      this.waiters.set(id, { resolve, reject, deadline: Date.now() + requestTimeoutMs(this.config) });
     });
   }
 
@@ -352,6 +433,7 @@ export class CairnServer {
         const batch = this.applyQueue;
         this.applyQueue = [];
         for (const e of batch) {
+          if (e.index <= this.applied) continue; // delivered again after a restart: already in the store
           const pending = this.applyEntry(e);
           if (pending !== undefined) await pending;
           this.store.setConsistentIndex(e.index);
@@ -470,6 +552,9 @@ export class CairnServer {
     this.stopping = true;
     this.leaseExpiry.stop();
     this.watchHub.stop();
+    if (this.timeoutTimer) clearInterval(this.timeoutTimer);
+    await this.raftLog.stop();
+    await this.transport?.stop();
     await this.waitApplied(this.raftLog.commitIndex);
     await this.store.settle();
     for (const w of this.waiters.values()) w.reject(Errors.stopped());

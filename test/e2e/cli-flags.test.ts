@@ -203,23 +203,17 @@ describe('cairn command line', () => {
     expect(r.stderr).toMatch(/not (implemented|supported)/);
   });
 
-  it('--initial-cluster with two members is refused with a clear message', async () => {
+  it('--initial-cluster that does not name this member, or disagrees with its peer URLs, is refused', async () => {
     const cwd = makeTempDir('cairn-cli-');
     const u = await loopbackUrls();
-    const r = await runCairn(
-      [
-        '--name', 'a',
-        '--listen-client-urls', u.client,
-        '--advertise-client-urls', u.client,
-        '--listen-peer-urls', u.peer,
-        '--initial-advertise-peer-urls', u.peer,
-        '--initial-cluster', `a=${u.peer},b=http://127.0.0.1:1`,
-      ],
-      { cwd },
-    );
-    expect(r.timedOut).toBe(false);
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain('initial-cluster');
-    expect(r.stderr).toMatch(/2 members|single member|one member/);
+    const base = ['--listen-client-urls', u.client, '--advertise-client-urls', u.client, '--listen-peer-urls', u.peer, '--initial-advertise-peer-urls', u.peer];
+    const missing = await runCairn(['--name', 'a', ...base, '--initial-cluster', `x=${u.peer},b=http://127.0.0.1:1`], { cwd });
+    expect(missing.timedOut).toBe(false);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain(`couldn't find local name "a" in the initial cluster configuration`);
+    const mismatch = await runCairn(['--name', 'a', '--data-dir', `${cwd}/m`, ...base, '--initial-cluster', 'a=http://127.0.0.1:2,b=http://127.0.0.1:1'], { cwd });
+    expect(mismatch.timedOut).toBe(false);
+    expect(mismatch.code).not.toBe(0);
+    expect(mismatch.stdout + mismatch.stderr).toContain('--initial-advertise-peer-urls');
   });
 });

@@ -1,0 +1,284 @@
+import { randomInt } from 'node:crypto';
+import type { Logger } from 'pino';
+import { PeerTransport } from '../peer';
+import {
+  ConfState,
+  Entry,
+  EntryType,
+  ErrProposalDropped,
+  ErrReadIndexDropped,
+  MemoryStorage,
+  RawNode,
+  ReadState,
+  SeededRandom,
+  decodeConfChange,
+  decodeMessage,
+  encodeMessage,
+} from '../raft';
+import { Wal, WalContents } from '../wal/wal';
+import { Errors } from './errors';
+import { CommittedEntry } from './local-log';
+import type { ReplicatedLog } from './replicated-log';
+
+// The log of a member with peers: src/raft decides, the WAL makes durable, src/peer
+// carries messages. One loop drives the node (etcd's raftNode): on every tick, message
+// and proposal, drain Ready: persist entries and hard state (fdatasync when Raft says it
+// must), then send messages, then hand committed entries to the apply loop, then advance.
+// Nothing is sent before what it promises is on disk.
+//
+// Reads: ReadIndex requests that arrive while one is being confirmed share the next round.
+
+export interface RaftLogOptions {
+  memberId: bigint;
+  /** Every member of the cluster, this one included, by ID. */
+  members: Map<bigint, string[]>;
+  heartbeatMs: number;
+  electionMs: number;
+  wal: Wal;
+  contents: WalContents;
+  transport: PeerTransport;
+  log: Logger;
+  /** A brand-new cluster: bootstrap the membership as the first entries. */
+  bootstrap: boolean;
+  /** Reads not answered within this are failed (etcd: request timed out). */
+  readTimeoutMs: number;
+}
+
+interface PendingRead {
+  resolve: (index: number) => void;
+  reject: (err: unknown) => void;
+}
+
+interface ReadRound {
+  waiters: PendingRead[];
+  deadline: number;
+}
+
+export class RaftLog implements ReplicatedLog {
+  private readonly node: RawNode;
+  private readonly storage: MemoryStorage;
+  private onCommit: (entries: CommittedEntry[]) => void = () => undefined;
+  private onFatal: (err: Error) => void = () => undefined;
+  private processing = false;
+  private again = false;
+  private stopped = false;
+  private ticker: NodeJS.Timeout | undefined;
+  private pendingReads: PendingRead[] = [];
+  private readScheduled = false;
+  private readonly readRounds = new Map<string, ReadRound>();
+  private readSeq = 0;
+  private committed = 0;
+  private currentTerm = 0;
+  private lead = 0n;
+  private changes = 0;
+  confState: ConfState = { voters: [], learners: [] };
+
+  constructor(private readonly opts: RaftLogOptions) {
+    this.storage = new MemoryStorage();
+    const c = opts.contents;
+    if (c.hardState) this.storage.setHardState({ term: c.hardState.term, vote: c.hardState.vote, commit: c.hardState.commit });
+    if (c.entries.length > 0) {
+      this.storage.append(c.entries.map((e) => ({ term: e.term, index: e.index, type: e.type as EntryType, data: e.data })));
+    }
+    this.node = new RawNode({
+      id: opts.memberId,
+      electionTick: Math.max(2, Math.round(opts.electionMs / opts.heartbeatMs)),
+      heartbeatTick: 1,
+      storage: this.storage,
+      random: new SeededRandom(randomInt(2 ** 31)),
+      preVote: true,
+      checkQuorum: true,
+      // Every committed entry is delivered again after a restart: membership changes must
+      // be re-applied to Raft, and the store skips what it already holds.
+      applied: 0,
+    });
+    if (opts.bootstrap) this.node.bootstrap([...opts.members.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+    this.currentTerm = c.hardState?.term ?? 0;
+    this.committed = c.hardState?.commit ?? 0;
+  }
+
+  get term(): number {
+    return this.currentTerm;
+  }
+
+  get commitIndex(): number {
+    return this.committed;
+  }
+
+  get leaderId(): bigint {
+    return this.lead;
+  }
+
+  get leaderChanges(): number {
+    return this.changes;
+  }
+
+  subscribe(onCommit: (entries: CommittedEntry[]) => void, onFatal: (err: Error) => void): void {
+    this.onCommit = onCommit;
+    this.onFatal = onFatal;
+  }
+
+  start(): void {
+    for (const [id, urls] of this.opts.members) if (id !== this.opts.memberId) this.opts.transport.addPeer(id, urls);
+    this.ticker = setInterval(() => {
+      this.node.tick();
+      this.expireReads();
+      this.kick();
+    }, this.opts.heartbeatMs);
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    for (const round of this.readRounds.values()) for (const w of round.waiters) w.reject(Errors.stopped());
+    this.readRounds.clear();
+    while (this.processing) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  /** A message from a peer. */
+  receive(bytes: Uint8Array): void {
+    if (this.stopped) return;
+    let m;
+    try {
+      m = decodeMessage(bytes);
+    } catch (e) {
+      this.opts.log.warn({ err: e }, 'dropping an undecodable raft message');
+      return;
+    }
+    this.node.step(m);
+    this.kick();
+  }
+
+  propose(data: Buffer): void {
+    if (this.stopped) throw Errors.stopped();
+    if (this.lead === 0n) throw Errors.noLeader();
+    try {
+      this.node.propose(data);
+    } catch (e) {
+      if (e === ErrProposalDropped) throw Errors.noLeader();
+      throw e;
+    }
+    this.kick();
+  }
+
+  readIndex(): Promise<number> {
+    if (this.stopped) return Promise.reject(Errors.stopped());
+    return new Promise((resolve, reject) => {
+      this.pendingReads.push({ resolve, reject });
+      if (!this.readScheduled) {
+        this.readScheduled = true;
+        queueMicrotask(() => this.issueRead());
+      }
+    });
+  }
+
+  private issueRead(): void {
+    this.readScheduled = false;
+    const waiters = this.pendingReads;
+    this.pendingReads = [];
+    if (waiters.length === 0) return;
+    if (this.lead === 0n) {
+      for (const w of waiters) w.reject(Errors.noLeader());
+      return;
+    }
+    const ctx = Buffer.alloc(8);
+    ctx.writeBigUInt64BE(BigInt(++this.readSeq));
+    this.readRounds.set(ctx.toString('hex'), { waiters, deadline: Date.now() + this.opts.readTimeoutMs });
+    try {
+      this.node.readIndex(ctx);
+    } catch (e) {
+      this.readRounds.delete(ctx.toString('hex'));
+      const err = e === ErrReadIndexDropped ? Errors.noLeader() : e;
+      for (const w of waiters) w.reject(err);
+      return;
+    }
+    this.kick();
+  }
+
+  private expireReads(): void {
+    const now = Date.now();
+    for (const [k, round] of this.readRounds) {
+      if (round.deadline > now) continue;
+      this.readRounds.delete(k);
+      for (const w of round.waiters) w.reject(Errors.timeout());
+    }
+  }
+
+  private answerReads(states: ReadState[]): void {
+    for (const rs of states) {
+      const k = Buffer.from(rs.requestCtx).toString('hex');
+      const round = this.readRounds.get(k);
+      if (round === undefined) continue;
+      this.readRounds.delete(k);
+      for (const w of round.waiters) w.resolve(rs.index);
+    }
+  }
+
+  private kick(): void {
+    if (this.stopped) return;
+    if (this.processing) {
+      this.again = true;
+      return;
+    }
+    void this.process();
+  }
+
+  private async process(): Promise<void> {
+    this.processing = true;
+    try {
+      do {
+        this.again = false;
+        while (!this.stopped && this.node.hasReady()) {
+          const rd = this.node.ready();
+          if (rd.softState) {
+            if (rd.softState.lead !== this.lead) {
+              this.changes++;
+              this.opts.log.info({ leader: rd.softState.lead.toString(16), term: this.node.status().hardState.term }, 'leader changed');
+            }
+            this.lead = rd.softState.lead;
+          }
+          if (rd.snapshot) throw new Error('raft: installing a snapshot from the leader is not supported yet');
+          if (rd.entries.length > 0) {
+            this.opts.wal.appendEntries(rd.entries.map(toWal));
+            this.storage.append(rd.entries);
+          }
+          if (rd.hardState) {
+            this.opts.wal.appendHardState({ term: rd.hardState.term, vote: rd.hardState.vote, commit: rd.hardState.commit });
+            this.storage.setHardState(rd.hardState);
+            this.currentTerm = rd.hardState.term;
+          }
+          if (rd.mustSync || rd.entries.length > 0 || rd.hardState) await this.opts.wal.sync();
+          for (const m of rd.messages) this.opts.transport.send(m.to, encodeMessage(m));
+          if (rd.committedEntries.length > 0) this.deliver(rd.committedEntries);
+          if (rd.readStates.length > 0) this.answerReads(rd.readStates);
+          this.node.advance(rd);
+        }
+      } while (this.again && !this.stopped);
+    } catch (e) {
+      this.onFatal(e instanceof Error ? e : new Error(String(e)));
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private deliver(entries: Entry[]): void {
+    const out: CommittedEntry[] = [];
+    for (const e of entries) {
+      if (e.type === EntryType.ConfChange) {
+        this.confState = this.node.applyConfChange(decodeConfChange(e.data));
+        out.push({ index: e.index, term: e.term, data: EMPTY });
+      } else {
+        out.push({ index: e.index, term: e.term, data: Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength) });
+      }
+      if (e.index > this.committed) this.committed = e.index;
+    }
+    this.onCommit(out);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function toWal(e: Entry): { term: number; index: number; type: number; data: Buffer } {
+  return { term: e.term, index: e.index, type: e.type, data: Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength) };
+}
