@@ -17,8 +17,10 @@ import {
 // everything appended so far, and while one fdatasync is running, later appends gather for
 // the next, so concurrent writers share fsyncs (group commit).
 //
-// Segments are named <seq>-<first index>.wal in hex and preallocated to SEGMENT_BYTES, so
-// most fdatasyncs need not update the file size.
+// Segments are named <seq>-<first index>.wal in hex and preallocated to SEGMENT_BYTES by
+// writing zeros (node has no fallocate): an fdatasync then flushes data only, never block
+// allocations, so it does not wait for the filesystem journal (and whatever LevelDB put in
+// it). The next segment is prepared in the background while the current one fills.
 
 export interface WalEntry {
   term: number;
@@ -52,7 +54,9 @@ export interface WalOptions {
   segmentBytes?: number;
 }
 
-export const SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024;
+export const SEGMENT_BYTES_DEFAULT = 16 * 1024 * 1024;
+const SPARE_NAME = 'spare.wal.tmp';
+const ZERO_CHUNK_BYTES = 1024 * 1024;
 
 export class WalCorruptError extends Error {
   constructor(readonly file: string, readonly offset: number, reason: string) {
@@ -81,6 +85,7 @@ export class Wal {
   /** Highest entry index in each closed segment, to know which can be released. */
   private closedLastIndex = new Map<string, number>();
   fsyncCount = 0;
+  private spare: Promise<void> | undefined;
   onFsync: ((seconds: number) => void) | undefined;
 
   private constructor(
@@ -95,6 +100,7 @@ export class Wal {
   static async open(dir: string, opts: WalOptions = {}): Promise<{ wal: Wal; contents: WalContents }> {
     const segmentBytes = opts.segmentBytes ?? SEGMENT_BYTES_DEFAULT;
     await mkdir(dir, { recursive: true });
+    await rm(join(dir, SPARE_NAME), { force: true });
     const segments = (await readdir(dir))
       .filter((n) => /^[0-9a-f]{16}-[0-9a-f]{16}\.wal$/.test(n))
       .map((name) => ({ name, seq: parseInt(name.slice(0, 16), 16), firstIndex: parseInt(name.slice(17, 33), 16) }))
@@ -154,6 +160,7 @@ export class Wal {
       }
     }
     const wal = new Wal(dir, segments, file, offset, segmentBytes);
+    wal.prepareSpare();
     wal.lastIndex = contents.entries.length ? contents.entries[contents.entries.length - 1].index : contents.snapshot?.index ?? 0;
     for (const s of segments.slice(0, -1)) wal.closedLastIndex.set(s.name, lastIndexes.get(s.name) ?? 0);
     return { wal, contents };
@@ -217,6 +224,7 @@ export class Wal {
 
   async close(): Promise<void> {
     if (!this.failed && (this.pending.length > 0 || this.syncing)) await this.sync();
+    await this.spare?.catch(() => undefined);
     await this.file.close();
   }
 
@@ -281,8 +289,24 @@ export class Wal {
     const prev = this.segments[this.segments.length - 1];
     this.closedLastIndex.set(prev.name, firstIndex - 1);
     const seg = { name: segmentName(prev.seq + 1, firstIndex), seq: prev.seq + 1, firstIndex };
-    ({ file: this.file, offset: this.offset } = await createSegment(this.dir, seg.name, this.segmentBytes));
+    let ready = false;
+    try {
+      await this.spare;
+      ready = this.spare !== undefined;
+    } catch {
+      ready = false; // preparing the spare failed: create the segment directly
+    }
+    if (ready) ({ file: this.file, offset: this.offset } = await installSegment(this.dir, join(this.dir, SPARE_NAME), seg.name));
+    else ({ file: this.file, offset: this.offset } = await createSegment(this.dir, seg.name, this.segmentBytes));
     this.segments.push(seg);
+    this.prepareSpare();
+  }
+
+  /** Zero-fills the next segment in the background, so rotation is a rename. */
+  private prepareSpare(): void {
+    const p = writeZeroedFile(join(this.dir, SPARE_NAME), this.segmentBytes);
+    p.catch(() => undefined);
+    this.spare = p;
   }
 }
 
@@ -292,12 +316,28 @@ function segmentName(seq: number, firstIndex: number): string {
 
 async function createSegment(dir: string, name: string, size: number): Promise<{ file: FileHandle; offset: number }> {
   const tmp = join(dir, `${name}.tmp`);
-  const f = await open(tmp, 'w+');
-  await f.write(segmentHeader(), 0, SEGMENT_HEADER_BYTES, 0);
-  await f.truncate(size);
-  await f.sync();
-  await f.close();
-  await rename(tmp, join(dir, name));
+  await writeZeroedFile(tmp, size);
+  return installSegment(dir, tmp, name);
+}
+
+/** A file of `size` bytes: a segment header, then zeros, fsynced. */
+async function writeZeroedFile(path: string, size: number): Promise<void> {
+  const f = await open(path, 'w+');
+  try {
+    await f.write(segmentHeader(), 0, SEGMENT_HEADER_BYTES, 0);
+    const zeros = Buffer.alloc(ZERO_CHUNK_BYTES);
+    for (let o = SEGMENT_HEADER_BYTES; o < size; o += ZERO_CHUNK_BYTES) {
+      await f.write(zeros, 0, Math.min(ZERO_CHUNK_BYTES, size - o), o);
+    }
+    await f.sync();
+  } finally {
+    await f.close();
+  }
+}
+
+/** Renames a prepared file into place as segment `name` and makes the rename durable. */
+async function installSegment(dir: string, from: string, name: string): Promise<{ file: FileHandle; offset: number }> {
+  await rename(from, join(dir, name));
   const d = await open(dir, 'r');
   await d.sync();
   await d.close();
