@@ -14,12 +14,15 @@ import { helpText, intFlag, listFlag, numFlag, parseArgs, type FlagSpecs, type P
 import { profilesIn, summarizeProfile } from './lib/cpuprofile';
 import { gitDescribe, machineCpuMs, machineInfo, type MachineInfo } from './lib/machine';
 import { cleanupAll, makeTempDir, repoRoot, startCairn, startEtcd, type ServerKind, type ServerProc } from './lib/procs';
-import { LOAD_DEFAULTS, runLoad, TRANSPORTS, type LoadResult, type TransportKind } from './loadgen';
-import { checkKeyOptions, getWorkload, KEY_OPTIONS_DEFAULT, type KeyOptions, type KeyOrder, type Workload } from './loadgen/workloads';
+import { LOAD_DEFAULTS, runLoad, STREAM_DEFAULTS, TRANSPORTS, type LoadResult, type StreamOptions, type TransportKind } from './loadgen';
+import { checkKeyOptions, getWorkloadInfo, KEY_OPTIONS_DEFAULT, type KeyOptions, type KeyOrder, type WorkloadInfo as Workload } from './loadgen/workloads';
 
 const FLAGS: FlagSpecs = {
   against: { help: 'servers to measure, comma-separated: cairn, etcd', def: 'cairn,etcd' },
-  workloads: { help: 'workloads, comma-separated (put, range, range-serializable)', def: 'put,range,range-serializable' },
+  workloads: {
+    help: 'workloads, comma-separated (put, range, range-serializable, watch-fanout, lease-keepalive)',
+    def: 'put,range,range-serializable',
+  },
   duration: { help: 'measured seconds per run', def: '10' },
   warmup: { help: 'warm-up seconds per run (not counted)', def: '1' },
   rounds: { help: 'runs per workload and server; the median round is quoted', def: '3' },
@@ -31,6 +34,8 @@ const FLAGS: FlagSpecs = {
   'val-size': { help: 'value bytes', def: String(KEY_OPTIONS_DEFAULT.valSize) },
   'key-space': { help: 'distinct keys (preloaded for range workloads)', def: String(KEY_OPTIONS_DEFAULT.keySpace) },
   'key-order': { help: 'seq or random', def: KEY_OPTIONS_DEFAULT.keyOrder },
+  watchers: { help: 'watch-fanout: watch streams (one watcher each, same prefix)', def: String(STREAM_DEFAULTS.watchers) },
+  'watch-rate': { help: 'watch-fanout: writer puts/s (one in flight; 0 = back-to-back)', def: String(STREAM_DEFAULTS.watchRate) },
   'quiet-cpu': { help: 'before each run, wait until other processes use less than this many cores', def: '0.3' },
   'quiet-wait': { help: 'longest wait for that, in seconds (then run anyway and report it)', def: '30' },
   'cpu-prof': { bool: true, help: 'run cairn under node --cpu-prof and print where it spends CPU' },
@@ -49,6 +54,7 @@ interface Options {
   conns: number;
   transport: TransportKind;
   keys: KeyOptions;
+  stream: StreamOptions;
   quietCpuCores: number;
   quietWaitMs: number;
   cpuProf: boolean;
@@ -96,7 +102,7 @@ function options(args: ParsedArgs, stamp: string): Options {
   if (!(TRANSPORTS as readonly string[]).includes(transport)) throw new Error(`--transport must be one of ${TRANSPORTS.join(', ')}`);
   return {
     against: [...new Set(against)] as ServerKind[],
-    workloads: listFlag(args, 'workloads', ['put', 'range', 'range-serializable']).map(getWorkload),
+    workloads: listFlag(args, 'workloads', ['put', 'range', 'range-serializable']).map(getWorkloadInfo),
     durationMs: numFlag(args, 'duration', 10, 0.1) * 1000,
     warmupMs: numFlag(args, 'warmup', 1, 0) * 1000,
     rounds: intFlag(args, 'rounds', 3, 1),
@@ -105,6 +111,10 @@ function options(args: ParsedArgs, stamp: string): Options {
     conns: intFlag(args, 'conns', LOAD_DEFAULTS.conns, 1),
     transport: transport as TransportKind,
     keys,
+    stream: {
+      watchers: intFlag(args, 'watchers', STREAM_DEFAULTS.watchers, 1),
+      watchRate: numFlag(args, 'watch-rate', STREAM_DEFAULTS.watchRate, 0),
+    },
     quietCpuCores: numFlag(args, 'quiet-cpu', 0.3, 0),
     quietWaitMs: numFlag(args, 'quiet-wait', 30, 0) * 1000,
     cpuProf: args.bools.has('cpu-prof'),
@@ -259,10 +269,16 @@ function details(cells: Cell[]): string {
     lines.push(
       `- ${c.workload} on ${c.target}: rounds ${ops} ops/s; median round p90 ${fmtMs(m.latencyMs.p90)} ms, max ${fmtMs(m.latencyMs.max)} ms; ` +
         `CPU (cores) server ${m.serverCpuCores ?? '?'}, load generator ${m.loadgenCpuCores}, ` +
-        `other processes ${otherCpu(m)}`,
+        `other processes ${otherCpu(m)}${m.extra !== undefined ? `; ${extraLine(m.extra)}` : ''}`,
     );
   }
   return lines.join('\n');
+}
+
+function extraLine(x: Record<string, number>): string {
+  return Object.entries(x)
+    .map(([k, v]) => `${k} ${Number.isInteger(v) ? v.toLocaleString('en-US') : v}`)
+    .join(', ');
 }
 
 /** Machine CPU not used by the server or the load generator (other users of the shared cores). */
@@ -336,11 +352,13 @@ async function main(): Promise<number> {
             warmupMs: opts.warmupMs,
             durationMs: opts.durationMs,
             serverPid: server.pid,
+            stream: opts.stream,
           });
           perTarget.get(t.kind)?.push(r);
           log(
             `  round ${round} ${t.kind.padEnd(5)} ${fmtOps(r.opsPerSec).padStart(7)} ops/s  p50 ${fmtMs(r.latencyMs.p50)} ms  ` +
-              `p99 ${fmtMs(r.latencyMs.p99)} ms  errors ${r.errorsTotal}  cpu srv ${r.serverCpuCores ?? '?'} gen ${r.loadgenCpuCores} other ${otherCpu(r)}`,
+              `p99 ${fmtMs(r.latencyMs.p99)} ms  errors ${r.errorsTotal}  cpu srv ${r.serverCpuCores ?? '?'} gen ${r.loadgenCpuCores} other ${otherCpu(r)}` +
+              (r.extra !== undefined ? `\n      ${extraLine(r.extra)}` : ''),
           );
           t.need(); // the server must have survived the run
         }
@@ -373,6 +391,13 @@ async function main(): Promise<number> {
     `load: ${opts.clients} clients over ${opts.conns} HTTP/2 connections (${opts.transport}), ${opts.workers} worker thread(s); ` +
       `${opts.durationMs / 1000} s measured after ${opts.warmupMs / 1000} s warm-up; median of ${opts.rounds} rounds; ` +
       `keys ${opts.keys.keySize} B (${opts.keys.keyOrder} over ${opts.keys.keySpace}), values ${opts.keys.valSize} B`,
+    ...(opts.workloads.some((w) => w.streaming)
+      ? [
+          `streaming: one load-generator thread; watch-fanout ${opts.stream.watchers} watchers over ${opts.conns} connections, writer at ` +
+            `${opts.stream.watchRate > 0 ? `${opts.stream.watchRate} puts/s` : 'back-to-back'} (16 B values), ops/s = events delivered/s ` +
+            `over all watchers, latency = put sent -> event received; lease-keepalive ${opts.clients} leases/streams, ops/s = keep-alives/s, latency = round trip`,
+        ]
+      : []),
     '',
     md,
     '',

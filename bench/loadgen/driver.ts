@@ -11,6 +11,7 @@
  * in flight at the end complete but are not counted). A count run measures every call.
  */
 import { Histogram, type HistogramData } from './histogram';
+import type { StreamOptions } from './stream-driver';
 import { connect, type CallSink, type Caller, type Connection, type TransportKind } from './transports';
 import { getWorkload, type KeyOptions, type Workload } from './workloads';
 
@@ -36,6 +37,8 @@ export interface DriverConfig {
   drainTimeoutMs: number;
   /** How long to wait for the connections at start. */
   connectTimeoutMs: number;
+  /** Options of the streaming workloads (stream-driver.ts). */
+  stream?: StreamOptions;
 }
 
 export interface DriverResult {
@@ -60,6 +63,8 @@ export interface DriverResult {
   unfinished: number;
   /** Responses fully decoded and verified (the first one of each client). */
   verified: number;
+  /** Workload-specific counters (streaming workloads). */
+  extra?: Record<string, number>;
 }
 
 const ERROR_SAMPLES_MAX = 5;

@@ -11,10 +11,12 @@ import type { DriverConfig, DriverResult } from './driver';
 import { Histogram } from './histogram';
 import type { TransportKind } from './transports';
 import type { LoadgenMessage } from './worker';
-import type { KeyOptions } from './workloads';
+import type { StreamOptions } from './stream-driver';
+import { isStreamWorkload, type KeyOptions } from './workloads';
 
-export { WORKLOADS, getWorkload, KEY_OPTIONS_DEFAULT } from './workloads';
-export type { KeyOptions, KeyOrder, Workload } from './workloads';
+export { WORKLOADS, getWorkload, getWorkloadInfo, KEY_OPTIONS_DEFAULT } from './workloads';
+export type { KeyOptions, KeyOrder, Workload, WorkloadInfo } from './workloads';
+export { STREAM_DEFAULTS, type StreamOptions } from './stream-driver';
 export { TRANSPORTS, type TransportKind } from './transports';
 
 export interface LoadOptions {
@@ -38,6 +40,8 @@ export interface LoadOptions {
   count?: number;
   /** Account this process's CPU use during the measured window (e.g. the server's). */
   serverPid?: number;
+  /** Options of the streaming workloads (watch-fanout, lease-keepalive). */
+  stream?: StreamOptions;
 }
 
 export const LOAD_DEFAULTS = {
@@ -85,6 +89,8 @@ export interface LoadResult {
   serverCpuCores: number | null;
   /** Busy CPU of the whole machine during the window, in cores; minus the two above = other load. */
   machineCpuCores: number;
+  /** Workload-specific counters, summed over workers (streaming workloads). */
+  extra?: Record<string, number>;
 }
 
 interface CpuWindow {
@@ -159,7 +165,8 @@ function spawnWorker(cfg: DriverConfig, onMeasure: (edge: 'start' | 'end') => vo
 
 /** Run one load against one server and return the merged result. */
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
-  const workers = opts.workers ?? LOAD_DEFAULTS.workers;
+  // A streaming workload runs in one thread (its writer and watchers share one clock and one event loop).
+  const workers = isStreamWorkload(opts.workload) ? 1 : opts.workers ?? LOAD_DEFAULTS.workers;
   const clients = opts.clients ?? LOAD_DEFAULTS.clients;
   const conns = Math.max(opts.conns ?? LOAD_DEFAULTS.conns, workers);
   const count = opts.count ?? LOAD_DEFAULTS.count;
@@ -203,6 +210,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
         keyStride: workers,
         drainTimeoutMs: 10_000,
         connectTimeoutMs: 10_000,
+        stream: opts.stream,
       };
       spawned.push(spawnWorker(cfg, onMeasure));
     }
@@ -227,6 +235,7 @@ function merge(
   let ops = 0;
   let opsPerSec = 0;
   let windowMs = 0;
+  let extra: Record<string, number> | undefined;
   const sum = { errors: 0, errorsTotal: 0, badResponses: 0, callsStarted: 0, unfinished: 0, verified: 0 };
   for (const r of results) {
     hist.add(r.hist);
@@ -241,6 +250,10 @@ function merge(
     sum.verified += r.verified;
     for (const [code, n] of Object.entries(r.errorsByCode)) errorsByCode[code] = (errorsByCode[code] ?? 0) + n;
     for (const s of r.errorSamples) if (errorSamples.length < 10) errorSamples.push(s);
+    if (r.extra !== undefined) {
+      extra ??= {};
+      for (const [k, v] of Object.entries(r.extra)) extra[k] = (extra[k] ?? 0) + v;
+    }
   }
   const ms = (us: number): number => Math.round(us) / 1000;
   const wallMs = Number(cpu.wallEnd - cpu.wallStart) / 1e6;
@@ -264,6 +277,7 @@ function merge(
     loadgenCpuCores: wallMs > 0 ? round2((cpu.selfEnd - cpu.selfStart) / wallMs) : NaN,
     serverCpuCores: Number.isFinite(srvMs) && wallMs > 0 ? round2(srvMs / wallMs) : null,
     machineCpuCores: wallMs > 0 ? round2((cpu.machEnd - cpu.machStart) / wallMs) : NaN,
+    ...(extra !== undefined ? { extra } : {}),
   };
 }
 

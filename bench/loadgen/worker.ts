@@ -4,6 +4,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { prepareDriver, type DriverConfig, type DriverResult } from './driver';
+import { prepareStreamDriver } from './stream-driver';
+import { isStreamWorkload } from './workloads';
 
 export type LoadgenMessage =
   | { type: 'ready' }
@@ -16,7 +18,8 @@ async function main(): Promise<void> {
   if (port === null) throw new Error('loadgen worker: not started as a worker thread');
   const post = (m: LoadgenMessage): void => port.postMessage(m);
   try {
-    const driver = await prepareDriver(workerData as DriverConfig);
+    const cfg = workerData as DriverConfig;
+    const driver = isStreamWorkload(cfg.workload) ? await prepareStreamDriver(cfg) : await prepareDriver(cfg);
     port.once('message', (msg: unknown) => {
       if (msg !== 'go') {
         driver.close();

@@ -4,8 +4,8 @@
  * check for every call and a full decode of a few responses.
  *
  * To add a workload (txn-put, range-prefix, lease-grant, ...), add an entry to WORKLOADS;
- * the load generator and the runner pick it up by name. Streaming workloads (watch,
- * lease keep-alive) will need a second driver kind next to the unary one.
+ * the load generator and the runner pick it up by name. Streaming workloads (watch-fanout,
+ * lease-keepalive) are listed in STREAM_WORKLOADS and driven by stream-driver.ts.
  */
 import { etcdserverpb } from '../../src/gen/proto';
 import { scanField } from './proto-scan';
@@ -135,6 +135,50 @@ function rangeWorkload(name: string, serializable: boolean): Workload {
 export const WORKLOADS: ReadonlyMap<string, Workload> = new Map(
   [put, rangeWorkload('range', false), rangeWorkload('range-serializable', true)].map((w) => [w.name, w]),
 );
+
+/** What the runner needs to know about any workload, unary or streaming. */
+export type WorkloadInfo = Pick<Workload, 'name' | 'description' | 'needs' | 'writes'> & { readonly streaming: boolean };
+
+/**
+ * Streaming workloads: their drivers are in stream-driver.ts (one load-generator thread
+ * each, --workers is ignored). ops/s is events delivered/s (watch-fanout) and
+ * keep-alive responses/s (lease-keepalive).
+ */
+export const STREAM_WORKLOADS: ReadonlyMap<string, WorkloadInfo> = new Map(
+  [
+    {
+      name: 'watch-fanout',
+      description:
+        '--watchers watch streams on one prefix over --conns connections; one writer puts at --watch-rate/s (0: back-to-back); ' +
+        'ops = events delivered (all watchers), latency = put sent -> event received',
+      needs: 'fresh' as const,
+      writes: true,
+      streaming: true,
+    },
+    {
+      name: 'lease-keepalive',
+      description: '--clients leases, one LeaseKeepAlive bidi stream each, next request after the previous response; latency = round trip',
+      needs: 'fresh' as const,
+      writes: true,
+      streaming: true,
+    },
+  ].map((w) => [w.name, w]),
+);
+
+export function isStreamWorkload(name: string): boolean {
+  return STREAM_WORKLOADS.has(name);
+}
+
+/** Any workload by name (unary or streaming). */
+export function getWorkloadInfo(name: string): WorkloadInfo {
+  const s = STREAM_WORKLOADS.get(name);
+  if (s !== undefined) return s;
+  const w = WORKLOADS.get(name);
+  if (w === undefined) {
+    throw new Error(`unknown workload ${JSON.stringify(name)} (known: ${[...WORKLOADS.keys(), ...STREAM_WORKLOADS.keys()].join(', ')})`);
+  }
+  return { name: w.name, description: w.description, needs: w.needs, writes: w.writes, streaming: false };
+}
 
 export function getWorkload(name: string): Workload {
   const w = WORKLOADS.get(name);
