@@ -5,11 +5,14 @@
  *
  * - watch-fanout: `watchers` watch streams, one watcher each on the same prefix, spread
  *   over `conns` HTTP/2 connections (all `created` responses awaited before the run);
- *   then one writer, on its own connection, puts keys under the prefix, one put in
- *   flight at a time, paced at `watchRate` puts/s (0: back-to-back). Each value carries
- *   the put's sequence number and its send time (process.hrtime, same thread), so every
- *   watcher measures the delivery latency of every event (receive time - send time) and
- *   checks that it sees every sequence number exactly once, in order. ops = events
+ *   then one writer, on its own connection, puts keys under the prefix: open loop at
+ *   `watchRate` puts/s (a put is sent when due, whether or not earlier ones have been
+ *   answered, up to WRITER_MAX_IN_FLIGHT), or with `watchRate` 0 back-to-back with one
+ *   put in flight. Each value carries the put's send time (process.hrtime, same thread),
+ *   so every watcher measures the delivery latency of every event (receive time - send
+ *   time). Order and completeness: every watcher checks that mod_revisions strictly
+ *   increase and, at the end, that it got exactly as many events as puts were
+ *   acknowledged, with the same sum of revisions as the put responses. ops = events
  *   received by all watchers inside the measured window; latency = every event whose
  *   put was sent inside the window (also those delivered after it, during the drain).
  *   After the window the writer stops and the driver waits (up to drainTimeoutMs) until
@@ -38,6 +41,8 @@ export const STREAM_DEFAULTS: StreamOptions = { watchers: 1000, watchRate: 200 }
 const ERROR_SAMPLES_MAX = 5;
 const LEASE_TTL_S = 600;
 const VALUE_BYTES = 16; // float64 LE sequence number, float64 LE send time (µs, hrtime)
+/** Open-loop writer: most puts outstanding at once (beyond that it falls behind its rate, visibly). */
+const WRITER_MAX_IN_FLIGHT = 64;
 type Phase = 'idle' | 'warmup' | 'measure' | 'drain' | 'closed';
 
 function nowUs(): number {
@@ -196,7 +201,38 @@ const WR_COMPACT_REVISION = 5;
 const WR_EVENTS = 11;
 // Event / KeyValue fields
 const EV_KV = 2;
+const KV_MOD_REVISION = 3;
 const KV_VALUE = 5;
+// PutResponse.header.revision
+const RESP_HEADER = 1;
+const HEADER_REVISION = 3;
+
+/** header.revision of a KV response, or -1. */
+function headerRevision(msg: Buffer): number {
+  let pos = 0;
+  while (pos < msg.length) {
+    const tag = varint(msg, pos);
+    if (tag < 0) return -1;
+    pos = cur[0];
+    if ((tag & 7) === 2 && Math.floor(tag / 8) === RESP_HEADER) {
+      const len = varint(msg, pos);
+      let p = cur[0];
+      const end = p + len;
+      while (p < end) {
+        const t = varint(msg, p);
+        if (t < 0) return -1;
+        p = cur[0];
+        if ((t & 7) === 0 && Math.floor(t / 8) === HEADER_REVISION) return varint(msg, p);
+        p = skip(msg, p, t & 7);
+        if (p < 0) return -1;
+      }
+      return -1;
+    }
+    pos = skip(msg, pos, tag & 7);
+    if (pos < 0) return -1;
+  }
+  return -1;
+}
 
 // ---------------------------------------------------------------------------------
 // watch-fanout
@@ -212,7 +248,8 @@ interface WatchState {
 class Watcher implements StreamSink {
   call: BidiCall | null = null;
   created = false;
-  nextSeq = 0;
+  lastRev = 0;
+  revSum = 0;
   received = 0;
   outOfOrder = 0;
   private verifyNext = true;
@@ -267,6 +304,7 @@ class Watcher implements StreamSink {
     let pos = from;
     let valueAt = -1;
     let valueLen = -1;
+    let rev = -1;
     while (pos < to) {
       const tag = varint(msg, pos);
       if (tag < 0) return this.bad('malformed event');
@@ -283,6 +321,8 @@ class Watcher implements StreamSink {
           if ((kt & 7) === 2 && Math.floor(kt / 8) === KV_VALUE) {
             valueLen = varint(msg, p);
             valueAt = cur[0];
+          } else if ((kt & 7) === 0 && Math.floor(kt / 8) === KV_MOD_REVISION) {
+            rev = varint(msg, p);
           }
           p = skip(msg, p, kt & 7);
           if (p < 0) return this.bad('malformed kv');
@@ -302,11 +342,12 @@ class Watcher implements StreamSink {
     const seq = msg.readDoubleLE(valueAt);
     const sentUs = msg.readDoubleLE(valueAt + 8);
     this.received++;
-    if (seq !== this.nextSeq) {
+    this.revSum += rev;
+    if (!(rev > this.lastRev)) {
       this.outOfOrder++;
-      t.noteError('OUT_OF_ORDER', `watcher expected event ${this.nextSeq}, got ${seq}`);
+      t.noteError('OUT_OF_ORDER', `watcher got revision ${rev} after ${this.lastRev}`);
     }
-    this.nextSeq = seq + 1;
+    this.lastRev = rev;
     if (t.phase === 'measure') t.ops++;
     const s = this.s;
     if (s.firstMeasuredSeq >= 0 && seq >= s.firstMeasuredSeq && (s.endMeasuredSeq < 0 || seq < s.endMeasuredSeq)) {
@@ -387,7 +428,7 @@ async function prepareWatchFanout(cfg: DriverConfig, so: StreamOptions): Promise
       );
     }
 
-    // The writer: one put in flight, paced at watchRate (0: back-to-back).
+    // The writer: open loop at watchRate puts/s (up to WRITER_MAX_IN_FLIGHT outstanding), or back-to-back.
     const putHist = new Histogram();
     const keys: Buffer[] = [];
     for (let i = 0; i < 256; i++) keys.push(Buffer.concat([prefix, Buffer.from(String(i).padStart(3, '0'), 'latin1')]));
@@ -395,52 +436,71 @@ async function prepareWatchFanout(cfg: DriverConfig, so: StreamOptions): Promise
     let seq = 0;
     let putsOk = 0;
     let putsFailed = 0;
-    let putInFlight = false;
-    let putSentAt = 0;
+    let putRevSum = 0;
+    let inFlight = 0;
+    let writerBehind = 0;
     let writing = false;
     let runStartUs = 0;
     const intervalUs = so.watchRate > 0 ? 1e6 / so.watchRate : 0;
+    const maxInFlight = intervalUs > 0 ? WRITER_MAX_IN_FLIGHT : 1;
     let timer: NodeJS.Timeout | null = null;
 
-    const writerSink: CallSink = {
-      callComplete(errCode, detail) {
-        putInFlight = false;
+    class PutSlot implements CallSink {
+      readonly caller = writerConn.caller('/etcdserverpb.KV/Put', this);
+      sentAt = 0;
+      inMeasure = false;
+      callComplete(errCode: string | null, detail: string, resp: Buffer | null): void {
+        inFlight--;
+        free.push(this);
         if (t.phase === 'closed') return;
         const now = nowUs();
-        if (errCode !== null) {
+        const rev = errCode === null && resp !== null ? headerRevision(resp) : -1;
+        if (errCode !== null || rev <= 0) {
           putsFailed++;
-          t.noteError(`PUT_${errCode}`, detail);
+          t.noteError(`PUT_${errCode ?? 'BAD_RESPONSE'}`, errCode !== null ? detail : 'put response without header.revision');
         } else {
           putsOk++;
-          if (t.phase === 'measure') putHist.record(now - putSentAt);
+          putRevSum += rev;
+          if (this.inMeasure) putHist.record(now - this.sentAt);
         }
-        scheduleNext();
-      },
-    };
-    const putCaller = writerConn.caller('/etcdserverpb.KV/Put', writerSink);
-    const sendPut = (): void => {
-      timer = null;
-      if (!writing || putInFlight) return;
+        if (intervalUs === 0) sendDue();
+      }
+    }
+    const free: PutSlot[] = [];
+    for (let i = 0; i < maxInFlight; i++) free.push(new PutSlot());
+
+    const sendOne = (slot: PutSlot): void => {
       if (t.phase === 'measure' && st.firstMeasuredSeq < 0) st.firstMeasuredSeq = seq;
-      putSentAt = nowUs();
+      slot.sentAt = nowUs();
+      slot.inMeasure = t.phase === 'measure';
       value.writeDoubleLE(seq, 0);
-      value.writeDoubleLE(putSentAt, 8);
+      value.writeDoubleLE(slot.sentAt, 8);
       const req = etcdserverpb.PutRequest.encode({ key: keys[seq % keys.length], value }).finish();
       seq++;
-      putInFlight = true;
+      inFlight++;
       t.callsStarted++;
-      putCaller.send(frame(req));
+      slot.caller.send(frame(req));
     };
-    const scheduleNext = (): void => {
+    /** Send every put that is due (rate mode) or the next one (back-to-back); re-arm the timer. */
+    const sendDue = (): void => {
+      timer = null;
       if (!writing) return;
       if (intervalUs === 0) {
-        sendPut();
+        const slot = free.pop();
+        if (slot !== undefined) sendOne(slot);
         return;
       }
-      const dueUs = runStartUs + seq * intervalUs;
-      const waitMs = (dueUs - nowUs()) / 1000;
-      if (waitMs <= 0.5) sendPut();
-      else timer = setTimeout(sendPut, waitMs);
+      const now = nowUs();
+      while (runStartUs + seq * intervalUs <= now) {
+        const slot = free.pop();
+        if (slot === undefined) {
+          writerBehind++; // every slot busy: this put goes out late (the rate shortfall shows in putsPerSecInWindow)
+          break;
+        }
+        sendOne(slot);
+      }
+      const waitMs = Math.max(0, (runStartUs + seq * intervalUs - nowUs()) / 1000);
+      timer = setTimeout(sendDue, waitMs);
     };
 
     const go = (onMeasure: (edge: 'start' | 'end') => void): Promise<DriverResult> =>
@@ -450,29 +510,36 @@ async function prepareWatchFanout(cfg: DriverConfig, so: StreamOptions): Promise
           st.endMeasuredSeq = seq;
           if (timer !== null) clearTimeout(timer);
           const drainStart = Date.now();
-          void waitUntil(() => !putInFlight && watchers.every((w) => w.received >= putsOk), cfg.drainTimeoutMs).then(() => {
+          void waitUntil(() => inFlight === 0 && watchers.every((w) => w.received >= putsOk), cfg.drainTimeoutMs).then(() => {
             const expected = putsOk;
             let missingWatchers = 0;
             let missingEvents = 0;
             let extraEvents = 0;
+            let wrongEvents = 0;
             let outOfOrder = 0;
             for (const w of watchers) {
               outOfOrder += w.outOfOrder;
               if (w.received < expected) {
                 missingWatchers++;
                 missingEvents += expected - w.received;
-              } else if (w.received > expected) extraEvents += w.received - expected;
+              } else if (w.received > expected) {
+                extraEvents += w.received - expected;
+              } else if (w.revSum !== putRevSum) {
+                wrongEvents++;
+              }
             }
             if (missingWatchers > 0) {
               t.noteError('MISSING_EVENTS', `${missingWatchers} of ${watchers.length} watchers lack ${missingEvents} events in total after ${cfg.drainTimeoutMs} ms of drain`, missingWatchers);
             }
-            if (extraEvents > 0 && putsFailed === 0) t.noteError('EXTRA_EVENTS', `${extraEvents} events more than acknowledged puts`);
-            t.unfinished = putInFlight ? 1 : 0;
+            if (extraEvents > 0) t.noteError('EXTRA_EVENTS', `${extraEvents} events more than acknowledged puts (${putsFailed} puts failed)`);
+            if (wrongEvents > 0) t.noteError('WRONG_EVENTS', `${wrongEvents} watchers got as many events as puts but not the put revisions`, wrongEvents);
+            t.unfinished = inFlight;
             Object.assign(t.extra, {
               watchers: watchers.length,
               watchRate: so.watchRate,
               puts: putsOk,
               putsFailed,
+              writerBehind,
               putsPerSecInWindow: 0,
               eventsExpected: expected * watchers.length,
               eventsReceived: watchers.reduce((sum, w) => sum + w.received, 0),
@@ -492,7 +559,7 @@ async function prepareWatchFanout(cfg: DriverConfig, so: StreamOptions): Promise
         });
         writing = true;
         runStartUs = nowUs();
-        sendPut();
+        sendDue();
       });
     return { go, close: closeAll };
   } catch (e) {
