@@ -442,7 +442,9 @@ export class CairnServer {
         }
         this.backend.commit().catch(() => undefined); // a failure is fatal through the backend's handler
         this.notifyApplied();
-        if (this.applied - this.releasedAt >= RELEASE_EVERY_ENTRIES) void this.releaseWal(this.applied);
+        // With peers, Raft may still need old entries for a lagging follower, and a restart
+        // rebuilds its log from the WAL: segments stay until Raft snapshots exist.
+        if (this.meta.members.length === 1 && this.applied - this.releasedAt >= RELEASE_EVERY_ENTRIES) void this.releaseWal(this.applied);
       }
     } catch (e) {
       fatal(this.log, e, 'apply failed');
