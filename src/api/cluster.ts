@@ -22,14 +22,13 @@ export const clusterService: ServiceDefinition = {
 
 export function clusterImplementation(member: CairnServer, errors: ErrorMapper): UntypedServiceImplementation {
   const unary = unaryHandler(member, errors);
-  // Other members' client URLs are not known until members publish them (a later step):
-  // only this member's are listed.
+  // Members announce their client URLs to each other over the peer transport.
   const list = (): etcdserverpb.IMember[] =>
     member.meta.members.map((m) => ({
       ID: uint64(m.id),
       name: m.name,
       peerURLs: m.peerUrls.length > 0 ? m.peerUrls : member.config.initialAdvertisePeerUrls,
-      clientURLs: m.id === member.meta.memberId ? member.config.advertiseClientUrls : [],
+      clientURLs: member.clientUrls(m.id),
       isLearner: false,
     }));
   const notYet = (): never => {

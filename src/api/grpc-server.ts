@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { GRPC_OVERHEAD_BYTES } from '../server/config';
 import { CairnServer } from '../server/server';
 import { clusterImplementation, clusterService } from './cluster';
+import { HTTP2_PREFACE, sniffHttp2 } from './authority';
 import { httpHandler } from './http';
 import { maintenanceImplementation, maintenanceService } from './maintenance';
 import { instrument } from './instrument';
@@ -26,7 +27,6 @@ export interface ClientListener {
   port: number;
 }
 
-const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 export class ApiServer {
   private constructor(
@@ -61,15 +61,15 @@ export class ApiServer {
         const isH2 = seen.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
         if (isH2 && n < HTTP2_PREFACE.length) return; // need more bytes to decide
         socket.removeListener('data', onData);
+        if (isH2) {
+          // http2 takes unshifted bytes from the paused socket itself (see authority.ts).
+          sniffHttp2(socket, seen, (conn) => injector.injectConnection(conn as Socket));
+          return;
+        }
         socket.pause();
         socket.unshift(seen);
-        // http2 takes the unshifted bytes from the paused socket itself; resuming would
-        // hand them to nobody. The HTTP/1 parser reads through 'data' events: resume it.
-        if (isH2) injector.injectConnection(socket);
-        else {
-          http.emit('connection', socket);
-          socket.resume();
-        }
+        http.emit('connection', socket);
+        socket.resume(); // the HTTP/1 parser reads through 'data' events
       };
       socket.on('data', onData);
       socket.on('error', () => socket.destroy());

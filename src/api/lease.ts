@@ -40,13 +40,20 @@ export function leaseImplementation(member: CairnServer, errors: ErrorMapper): U
     LeaseTimeToLive: unary((r: etcdserverpb.LeaseTimeToLiveRequest) => member.leaseTimeToLive(r)),
     LeaseLeases: unary(() => member.leaseLeases()),
     LeaseKeepAlive: (call: ServerDuplexStream<etcdserverpb.LeaseKeepAliveRequest, etcdserverpb.ILeaseKeepAliveResponse>) => {
+      // Answers go out in the order the requests came, even when a renewal is forwarded.
+      let previous: Promise<void> = Promise.resolve();
       call.on('data', (req: etcdserverpb.LeaseKeepAliveRequest) => {
-        try {
-          const ttl = member.leaseKeepAlive(toBigInt(req.ID));
-          call.write({ header: member.header(), ID: req.ID, TTL: ttl });
-        } catch (e) {
-          call.emit('error', errors.toStatus(e));
-        }
+        const renewed = member.leaseKeepAlive(toBigInt(req.ID));
+        previous = previous.then(() =>
+          renewed.then(
+            (ttl) => {
+              if (!call.cancelled) call.write({ header: member.header(), ID: req.ID, TTL: ttl });
+            },
+            (e) => {
+              call.emit('error', errors.toStatus(e));
+            },
+          ),
+        );
       });
       call.on('end', () => call.end());
     },

@@ -249,7 +249,7 @@ export class RaftLog implements ReplicatedLog {
             this.currentTerm = rd.hardState.term;
           }
           if (rd.mustSync || rd.entries.length > 0 || rd.hardState) await this.opts.wal.sync();
-          for (const m of rd.messages) this.opts.transport.send(m.to, encodeMessage(m));
+          for (const m of rd.messages) this.opts.transport.send(m.to, withEnvelope(PeerEnvelope.Raft, encodeMessage(m)));
           if (rd.committedEntries.length > 0) this.deliver(rd.committedEntries);
           if (rd.readStates.length > 0) this.answerReads(rd.readStates);
           this.node.advance(rd);
@@ -278,6 +278,24 @@ export class RaftLog implements ReplicatedLog {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The first byte of every peer message says what it carries (cairn's peer protocol v1). */
+export const enum PeerEnvelope {
+  Raft = 0,
+  /** A follower asks the leader to renew a lease: u64 request id | i64 lease id. */
+  LeaseRenew = 1,
+  /** The leader's answer: u64 request id | i64 TTL in seconds (0: not found). */
+  LeaseRenewed = 2,
+  /** A member's client URLs and name, pushed to the others: utf8 JSON {name, clientUrls}. */
+  Attributes = 3,
+}
+
+export function withEnvelope(kind: PeerEnvelope, body: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(body.byteLength + 1);
+  out[0] = kind;
+  out.set(body, 1);
+  return out;
+}
 
 function toWal(e: Entry): { term: number; index: number; type: number; data: Buffer } {
   return { term: e.term, index: e.index, type: e.type, data: Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength) };

@@ -30,7 +30,7 @@ import { snapshotChunks } from './snapshot';
 import { CommittedEntry, LocalLog } from './local-log';
 import { ClusterMember, decodeMemberMeta, encodeMemberMeta, MemberMeta, parseInitialCluster } from './member-meta';
 import { PeerTransport } from '../peer';
-import { RaftLog } from './raft-log';
+import { PeerEnvelope, RaftLog, withEnvelope } from './raft-log';
 import type { ReplicatedLog } from './replicated-log';
 
 // One cairn member: the WAL-backed log, the apply loop into mvcc, and the request paths the
@@ -39,6 +39,10 @@ import type { ReplicatedLog } from './replicated-log';
 
 /** etcd refuses new proposals when apply falls this far behind commit. */
 const APPLY_GAP_MAX = 5000;
+/** A renewal forwarded to the leader fails after this long. */
+const LEASE_RENEW_TIMEOUT_MS = 1000;
+/** Members re-announce their client URLs this often. */
+const ANNOUNCE_INTERVAL_MS = 2000;
 /** Force LevelDB to disk and release WAL segments after this many applied entries. */
 const RELEASE_EVERY_ENTRIES = 10_000;
 
@@ -88,6 +92,10 @@ export class CairnServer {
   private applied: number;
   private releasedAt: number;
   private stopping = false;
+  private renewSeq = 0;
+  private readonly renewals = new Map<number, { resolve: (ttl: number) => void; timer: NodeJS.Timeout }>();
+  private readonly clientUrlsOf = new Map<bigint, string[]>();
+  private announceTimer: NodeJS.Timeout | undefined;
   transport: PeerTransport | undefined;
   timeoutTimer: NodeJS.Timeout | undefined;
   private readonly txns: TxnExecutor;
@@ -133,6 +141,7 @@ export class CairnServer {
     const clustered = meta.members.length > 1;
     let transport: PeerTransport | undefined;
     let raftLog: ReplicatedLog;
+    let memberRef: CairnServer | undefined; // peer messages other than Raft's go to the member once it exists
     if (!clustered) {
       // Each start of a single member is a new election: the term goes up by one (a fresh
       // member bootstraps at term 1 and elects itself at term 2, as etcd does).
@@ -143,7 +152,15 @@ export class CairnServer {
       if (fresh && config.initialClusterState === 'existing') {
         throw new Error('--initial-cluster-state existing: joining a running cluster (member add) is not implemented yet');
       }
-      const handlers = { onMessage: (_from: bigint, m: Uint8Array) => rl.receive(m), onSnapshot: async () => { throw new Error('snapshots are not supported yet'); } };
+      const handlers = {
+        onMessage: (from: bigint, m: Uint8Array) => {
+          if (m[0] === PeerEnvelope.Raft) rl.receive(m.subarray(1));
+          else memberRef?.onPeerMessage(from, m[0], Buffer.from(m.buffer, m.byteOffset + 1, m.byteLength - 1));
+        },
+        onSnapshot: async () => {
+          throw new Error('snapshots are not supported yet');
+        },
+      };
       transport = new PeerTransport({ clusterId: meta.clusterId, memberId: meta.memberId, listenUrls: config.listenPeerUrls, logger: log }, handlers);
       await transport.start();
       const rl: RaftLog = new RaftLog({
@@ -167,6 +184,7 @@ export class CairnServer {
     const alarms = await Alarms.open(backend);
     const server = new CairnServer(config, log, meta, wal, backend, store, lessor, alarms, raftLog, new RequestIdGenerator(meta.memberId, Date.now()));
     server.transport = transport;
+    memberRef = server;
     if (store.consistentIndex > lastIndex) {
       throw new Error(`data dir ${config.dataDir}: the store has applied index ${store.consistentIndex} but the WAL ends at ${lastIndex}; the WAL was lost or replaced`);
     }
@@ -186,6 +204,11 @@ export class CairnServer {
     server.leaseExpiry.start();
     server.timeoutTimer = setInterval(() => server.expireWaiters(), 250);
     server.timeoutTimer.unref();
+    if (clustered) {
+      server.announceAttributes();
+      server.announceTimer = setInterval(() => server.announceAttributes(), ANNOUNCE_INTERVAL_MS);
+      server.announceTimer.unref();
+    }
     log.info(
       {
         member_id: idToHex(meta.memberId),
@@ -314,10 +337,67 @@ export class CairnServer {
     return this.propose({ leaseRevoke: r }, 0) as Promise<etcdserverpb.ILeaseRevokeResponse>;
   }
 
-  /** Renews a lease (leader-local, not through the log); its TTL, or 0 when it is gone. */
-  leaseKeepAlive(id: bigint): number {
-    if (this.stopping) throw Errors.stopped();
-    return this.leaseExpiry.keepAlive(id) ?? 0;
+  /**
+   * Renews a lease; its TTL, or 0 when it is gone. Only the leader's deadlines count, so a
+   * follower forwards the renewal to the leader over the peer transport (as etcd does).
+   */
+  leaseKeepAlive(id: bigint): Promise<number> {
+    if (this.stopping) return Promise.reject(Errors.stopped());
+    const leader = this.raftLog.leaderId;
+    if (leader === this.meta.memberId) return Promise.resolve(this.leaseExpiry.keepAlive(id) ?? 0);
+    if (leader === 0n || this.transport === undefined) return Promise.reject(Errors.noLeader());
+    const reqId = ++this.renewSeq;
+    const body = Buffer.alloc(16);
+    body.writeBigUInt64BE(BigInt(reqId), 0);
+    body.writeBigInt64BE(id, 8);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.renewals.delete(reqId);
+        reject(Errors.timeout());
+      }, LEASE_RENEW_TIMEOUT_MS);
+      this.renewals.set(reqId, { resolve, timer });
+      this.transport!.send(leader, withEnvelope(PeerEnvelope.LeaseRenew, body));
+    });
+  }
+
+  /** Peer messages that are not Raft's: lease renewals and member attributes. */
+  onPeerMessage(from: bigint, kind: number, body: Buffer): void {
+    try {
+      if (kind === PeerEnvelope.LeaseRenew && body.length === 16) {
+        const ttl = this.raftLog.leaderId === this.meta.memberId ? this.leaseExpiry.keepAlive(body.readBigInt64BE(8)) ?? 0 : 0;
+        const answer = Buffer.alloc(16);
+        body.copy(answer, 0, 0, 8);
+        answer.writeBigInt64BE(BigInt(ttl), 8);
+        this.transport?.send(from, withEnvelope(PeerEnvelope.LeaseRenewed, answer));
+      } else if (kind === PeerEnvelope.LeaseRenewed && body.length === 16) {
+        const reqId = Number(body.readBigUInt64BE(0));
+        const pending = this.renewals.get(reqId);
+        if (pending === undefined) return;
+        this.renewals.delete(reqId);
+        clearTimeout(pending.timer);
+        pending.resolve(Number(body.readBigInt64BE(8)));
+      } else if (kind === PeerEnvelope.Attributes) {
+        const attrs = JSON.parse(body.toString('utf8')) as { name?: unknown; clientUrls?: unknown };
+        if (Array.isArray(attrs.clientUrls) && attrs.clientUrls.every((u) => typeof u === 'string')) {
+          this.clientUrlsOf.set(from, attrs.clientUrls as string[]);
+        }
+      }
+    } catch (e) {
+      this.log.warn({ err: e, from: idToHex(from), kind }, 'dropping an unreadable peer message');
+    }
+  }
+
+  /** Client URLs a member announced (its own come from the flags). */
+  clientUrls(id: bigint): string[] {
+    if (id === this.meta.memberId) return this.config.advertiseClientUrls;
+    return this.clientUrlsOf.get(id) ?? [];
+  }
+
+  /** Tells the other members this member's client URLs, now and periodically (they are not persisted). */
+  private announceAttributes(): void {
+    if (this.transport === undefined) return;
+    const body = Buffer.from(JSON.stringify({ name: this.meta.name, clientUrls: this.config.advertiseClientUrls }), 'utf8');
+    for (const m of this.meta.members) if (m.id !== this.meta.memberId) this.transport.send(m.id, withEnvelope(PeerEnvelope.Attributes, body));
   }
 
   async leaseTimeToLive(r: etcdserverpb.ILeaseTimeToLiveRequest): Promise<etcdserverpb.ILeaseTimeToLiveResponse> {
@@ -555,6 +635,7 @@ export class CairnServer {
     this.leaseExpiry.stop();
     this.watchHub.stop();
     if (this.timeoutTimer) clearInterval(this.timeoutTimer);
+    if (this.announceTimer) clearInterval(this.announceTimer);
     await this.raftLog.stop();
     await this.transport?.stop();
     await this.waitApplied(this.raftLog.commitIndex);
