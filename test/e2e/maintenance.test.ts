@@ -14,11 +14,10 @@ afterAll(async () => {
   await server?.stop();
 });
 
-// etcdctl dials each endpoint itself for endpoint status/hashkv and defrag, and then sends
-// the endpoint, scheme included, as the HTTP/2 :authority; node's HTTP/2 rejects a '/' in
-// it. Those commands are given the endpoint without its scheme (a known gap, see README).
+// etcdctl dials each endpoint itself for endpoint status/hashkv and defrag and sends the
+// endpoint, scheme included, as the HTTP/2 :authority: cairn must accept that as etcd does.
 const ctl = async (...args: string[]): Promise<string> => {
-  const r = await etcdctl(server.endpoint.replace(/^http:\/\//, ''), args);
+  const r = await etcdctl(server.endpoint, args);
   if (r.code !== 0) throw new Error(`etcdctl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
   return r.stdout;
 };
