@@ -9,7 +9,7 @@
  * Timing: --heartbeat-interval 50 --election-timeout 500. Bounds are generous (the test
  * machines have two noisy cores) but every wait is bounded.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctl } from '../../bench/lib/procs';
 import { type Cluster, type ClusterMember, parseEtcdctlJson, startCairnCluster } from '../helpers/cluster';
 import { b, bytes, num, prefixEnd, RawKV } from '../helpers/raw-grpc';
@@ -17,6 +17,23 @@ import { grpcClient, WatchStreamClient } from '../helpers/watch-client';
 
 const HEARTBEAT_MS = 50;
 const ELECTION_MS = 500;
+
+/**
+ * What a member without quorum answers. etcd 3.4 (checked against a real 3-member etcd with
+ * CAIRN_COMPAT_AGAINST=etcd): a put on a lone follower fails after ~5 s + 2 election
+ * timeouts with gRPC Unknown "context deadline exceeded" (the server's own proposal
+ * deadline, not the client's: the client's is 30 s here); other paths say "etcdserver:
+ * request timed out" / "no leader".
+ */
+const NO_QUORUM = /etcdserver: (request timed out|no leader|leader changed)|context deadline exceeded/;
+
+/** On failure, print the members' logs (the last 30 kB each; CAIRN_E2E_LOG_BYTES to change). */
+function dumpLogsOnFailure(onTestFailed: (fn: () => void) => void, cl: Cluster): void {
+  onTestFailed(() => {
+    // eslint-disable-next-line no-console
+    console.log(cl.logs(Number(process.env.CAIRN_E2E_LOG_BYTES ?? 30_000)));
+  });
+}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -64,6 +81,11 @@ describe('cairn cluster of three: healthy', () => {
     cl = await startCairnCluster(3, { heartbeatMs: HEARTBEAT_MS, electionMs: ELECTION_MS });
     kvs = cl.members.map((m) => new RawKV(m.endpoint));
   }, 90_000);
+
+  afterEach((ctx) => {
+    // eslint-disable-next-line no-console
+    if (ctx.task.result?.state === 'fail' && cl) console.log(cl.logs(Number(process.env.CAIRN_E2E_LOG_BYTES ?? 30_000)));
+  });
 
   afterAll(async () => {
     for (const k of kvs) k.close();
@@ -251,8 +273,9 @@ describe('cairn cluster of three: leader kill -9 under write load', () => {
     await cl?.destroy();
   });
 
-  it('elects a new leader, retrying writers succeed, no acknowledged write is lost, the old leader catches up', { timeout: 240_000 }, async () => {
+  it('elects a new leader, retrying writers succeed, no acknowledged write is lost, the old leader catches up', { timeout: 240_000 }, async ({ onTestFailed }) => {
     cl = await startCairnCluster(3, { heartbeatMs: HEARTBEAT_MS, electionMs: ELECTION_MS });
+    dumpLogsOnFailure(onTestFailed, cl);
     const { leader: old, statuses: before } = await cl.waitForLeader(30_000);
     const oldTerm = before[0].raftTerm;
     const survivors = cl.members.filter((m) => m !== old);
@@ -263,6 +286,7 @@ describe('cairn cluster of three: leader kill -9 under write load', () => {
     const acks: Ack[] = [];
     const errors = new Map<string, number>();
     let killedAt = Number.POSITIVE_INFINITY;
+    let electedMs = -1;
     const writer = async (w: number): Promise<void> => {
       const kv = clients[w % 2];
       const via = survivors[w % 2].name;
@@ -293,7 +317,7 @@ describe('cairn cluster of three: leader kill -9 under write load', () => {
 
       // A new leader among the survivors within a few election timeouts (plus etcdctl polling).
       const { leader: nl, statuses: after } = await cl.waitForLeader(20_000, survivors);
-      const electedMs = Date.now() - killedAt;
+      electedMs = Date.now() - killedAt;
       expect(nl).not.toBe(old);
       expect(after[0].raftTerm).toBeGreaterThan(oldTerm);
       expect(electedMs, `new leader after ${electedMs} ms`).toBeLessThan(10 * ELECTION_MS + 5_000);
@@ -315,7 +339,7 @@ describe('cairn cluster of three: leader kill -9 under write load', () => {
     const firstAfter = acks.filter((a) => a.at > killedAt).sort((x, y) => x.at - y.at)[0];
     // eslint-disable-next-line no-console
     console.log(
-      `leader-kill: ${acks.length} acked (${acks.filter((a) => a.at > killedAt).length} after kill, first ${firstAfter ? firstAfter.at - killedAt : -1} ms after), errors: ${JSON.stringify([...errors])}`,
+      `leader-kill: new leader seen by etcdctl polling after ${electedMs} ms; ${acks.length} acked (${acks.filter((a) => a.at > killedAt).length} after kill, first ${firstAfter ? firstAfter.at - killedAt : -1} ms after), errors: ${JSON.stringify([...errors])}`,
     );
 
     // Every acknowledged put has its own revision.
@@ -373,15 +397,18 @@ describe('cairn cluster of three: members down', () => {
     await cl?.destroy();
   });
 
-  it('serves with one member down, fails boundedly with two down, serves again after restart', { timeout: 240_000 }, async () => {
+  it('serves with one member down, fails boundedly with two down, serves again after restart', { timeout: 240_000 }, async ({ onTestFailed }) => {
     cl = await startCairnCluster(3, { heartbeatMs: HEARTBEAT_MS, electionMs: ELECTION_MS });
+    dumpLogsOnFailure(onTestFailed, cl);
     const { leader } = await cl.waitForLeader(30_000);
     const [f1, f2] = cl.members.filter((m) => m !== leader);
     await ctlPut(leader, 'down/before', 'b0');
 
     // One member (a follower) stopped: writes and linearizable reads through both others.
     await f1.stop();
-    expect(f1.exitStatus()?.code, `${f1.name} exits 0 on SIGTERM`).toBe(0);
+    // cairn exits 0 on SIGTERM (COMPAT.md); etcd 3.4 re-raises the signal.
+    if (f1.server === 'cairn') expect(f1.exitStatus()?.code, `${f1.name} exits 0 on SIGTERM`).toBe(0);
+    else expect(f1.exitStatus()?.code === 0 || f1.exitStatus()?.signal === 'SIGTERM').toBe(true);
     const up = [leader, f2];
     for (const [i, m] of up.entries()) {
       await ctlPut(m, `down/one/${i}`, `via-${m.name}`);
@@ -398,7 +425,7 @@ describe('cairn cluster of three: members down', () => {
     const w = await lone.ctl(['--command-timeout=30s', 'put', 'down/none', 'x'], 60_000);
     const wMs = Date.now() - t0;
     expect(w.code, `put without quorum must fail: ${w.stdout}`).not.toBe(0);
-    expect(w.stderr, `put without quorum: error after ${wMs} ms`).toMatch(/etcdserver: (request timed out|no leader|leader changed)/);
+    expect(w.stderr, `put without quorum: error after ${wMs} ms`).toMatch(NO_QUORUM);
     expect(wMs).toBeLessThan(25_000);
 
     // Raw gRPC with a long deadline: the server answers with an error, not a hang.
@@ -409,17 +436,24 @@ describe('cairn cluster of three: members down', () => {
       const rMs = Date.now() - t1;
       expect(r.ok, 'put without quorum must fail').toBe(false);
       if (!r.ok) {
-        expect(r.details, `raw put without quorum after ${rMs} ms (code ${r.code})`).toMatch(/etcdserver: (request timed out|no leader|leader changed)/);
+        expect(r.details, `raw put without quorum after ${rMs} ms (code ${r.code})`).toMatch(NO_QUORUM);
         expect(r.code).not.toBe(4 /* DEADLINE_EXCEEDED from the client's own deadline */);
       }
       expect(rMs).toBeLessThan(25_000);
 
-      // A linearizable read cannot be served without quorum: it fails, boundedly.
+      // A linearizable read cannot be served without quorum: it fails (etcd 3.4 keeps
+      // retrying the read index until the client's deadline, so bound it by that: 10 s).
       const t2 = Date.now();
-      const lr = await lone.ctl(['--command-timeout=30s', 'get', 'down/before'], 60_000);
+      const lr = await lone.ctl(['--command-timeout=10s', 'get', 'down/before'], 60_000);
       expect(lr.code, `linearizable get without quorum must fail, got: ${lr.stdout}`).not.toBe(0);
-      expect(lr.stderr).toMatch(/etcdserver: (request timed out|no leader|leader changed)/);
-      expect(Date.now() - t2).toBeLessThan(25_000);
+      expect(lr.stderr).toMatch(NO_QUORUM);
+      expect(Date.now() - t2).toBeLessThan(20_000);
+
+      // eslint-disable-next-line no-console
+      console.log(
+        `no quorum: etcdctl put ${wMs} ms: ${w.stderr.trim().split('\n').at(-1)}; raw put ${rMs} ms: ${r.ok ? 'ok' : `${r.code} ${r.details}`}; ` +
+          `linearizable get ${Date.now() - t2} ms: ${lr.stderr.trim().split('\n').at(-1)}`,
+      );
 
       // A serializable read is served locally (etcd does so without a leader).
       const sr = await ctlGet(lone, 'down/before', ['--consistency=s']);

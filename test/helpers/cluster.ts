@@ -14,7 +14,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import { cairnBin, etcdctl, freePort, makeTempDir, type EtcdctlResult } from '../../bench/lib/procs';
+import * as path from 'node:path';
+import { cairnBin, ETCD_BIN, etcdctl, freePort, makeTempDir, repoRoot, type EtcdctlResult } from '../../bench/lib/procs';
 
 const READY_MARKER = 'ready to serve client requests';
 const OUTPUT_LIMIT = 1024 * 1024;
@@ -30,6 +31,34 @@ export interface ClusterOptions {
   readyTimeoutMs?: number;
   /** Member names (default a, b, c, ...). */
   names?: string[];
+  /**
+   * Which server to run: cairn (default) or /usr/bin/etcd, to check that a test states
+   * etcd's behaviour. Defaults to $CAIRN_COMPAT_AGAINST (as in test/helpers/servers.ts).
+   */
+  server?: 'cairn' | 'etcd';
+  /**
+   * Run cairn from a private copy of dist/src taken at cluster start (default true unless
+   * $CAIRN_BIN is set), so that a concurrent `npm run build` cannot leave a restarted
+   * member on different code than the others.
+   */
+  snapshotDist?: boolean;
+}
+
+/**
+ * Copy the built dist/src next to a fresh temp dir; returns the copied entry point and
+ * the NODE_PATH that lets it resolve the repository's node_modules (dist is CommonJS).
+ */
+function snapshotDist(): { bin: string; nodePath: string } {
+  const bin = cairnBin();
+  const srcDir = path.dirname(path.dirname(bin)); // dist/src
+  const dest = makeTempDir('cairn-dist-');
+  fs.cpSync(srcDir, path.join(dest, 'src'), { recursive: true });
+  return { bin: path.join(dest, 'src', path.relative(srcDir, bin)), nodePath: path.join(repoRoot(), 'node_modules') };
+}
+
+/** cairn unless CAIRN_COMPAT_AGAINST=etcd. */
+export function clusterServerUnderTest(): 'cairn' | 'etcd' {
+  return (process.env.CAIRN_COMPAT_AGAINST ?? 'cairn').toLowerCase() === 'etcd' ? 'etcd' : 'cairn';
 }
 
 /** What `etcdctl endpoint status -w json` says about one member (int64s as decimal strings). */
@@ -103,6 +132,9 @@ export class ClusterMember {
     readonly clientPort: number,
     readonly peerPort: number,
     readonly dataDir: string,
+    readonly server: 'cairn' | 'etcd' = 'cairn',
+    /** cairn entry point and NODE_PATH for it (default: cairnBin(), inherited NODE_PATH). */
+    readonly bin: { bin: string; nodePath?: string } = { bin: cairnBin() },
   ) {
     this.addr = `127.0.0.1:${clientPort}`;
     this.endpoint = `http://${this.addr}`;
@@ -132,8 +164,11 @@ export class ClusterMember {
     if (this.running) throw new Error(`member ${this.name} already running`);
     installHooks();
     const from = this.buf.length;
-    const child = spawn(process.execPath, [cairnBin(), ...this.args], {
-      env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_') && !k.startsWith('ETCDCTL_'))),
+    const [cmd, argv] = this.server === 'etcd' ? [ETCD_BIN, this.args] : [process.execPath, [this.bin.bin, ...this.args]];
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_') && !k.startsWith('ETCDCTL_')));
+    if (this.bin.nodePath !== undefined) env.NODE_PATH = this.bin.nodePath;
+    const child = spawn(cmd, argv, {
+      env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
@@ -344,17 +379,20 @@ function isPortClash(e: unknown): boolean {
  * Retries with new ports on a port clash.
  */
 export async function startCairnCluster(n: number, opts: ClusterOptions = {}): Promise<Cluster> {
+  const server = opts.server ?? clusterServerUnderTest();
   const bin = cairnBin();
-  if (!fs.existsSync(bin)) throw new Error(`cairn entry point ${bin} does not exist (run \`npm run build\` first)`);
+  if (server === 'cairn' && !fs.existsSync(bin)) throw new Error(`cairn entry point ${bin} does not exist (run \`npm run build\` first)`);
   const heartbeatMs = opts.heartbeatMs ?? 50;
   const electionMs = opts.electionMs ?? 500;
   const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
+  const useSnapshot = server === 'cairn' && (opts.snapshotDist ?? process.env.CAIRN_BIN === undefined);
+  const binInfo = useSnapshot ? snapshotDist() : { bin };
   const names = opts.names ?? Array.from({ length: n }, (_, i) => String.fromCharCode(97 + i));
   let lastErr: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     const members: ClusterMember[] = [];
     for (const name of names.slice(0, n)) {
-      members.push(new ClusterMember(name, await freePort(), await freePort(), makeTempDir(`cairn-cluster-${name}-`)));
+      members.push(new ClusterMember(name, await freePort(), await freePort(), makeTempDir(`${server}-cluster-${name}-`), server, binInfo));
     }
     const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
     for (const m of members) {
