@@ -234,6 +234,8 @@ export function sniffHttp2(socket: Socket, seen: Buffer, deliver: (conn: Socket 
     deliver(proxy);
   };
 
+  let firstRequest: boolean | undefined; // set once the first request's headers were read: whether to rewrite
+
   const onData = (chunk: Buffer): void => {
     buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
     const { frames, rest } = parseFrames(buf);
@@ -245,23 +247,24 @@ export function sniffHttp2(socket: Socket, seen: Buffer, deliver: (conn: Socket 
         continue;
       }
       kept.push(f.raw);
-      if (f.type === TYPE_HEADERS || f.type === TYPE_CONTINUATION) {
+      if (firstRequest === undefined && (f.type === TYPE_HEADERS || f.type === TYPE_CONTINUATION)) {
         if (!(f.flags & FLAG_END_HEADERS)) continue;
         const block = Buffer.concat(
           kept.map((raw) => parseFrames(raw).frames[0]).filter((k) => k.type === TYPE_HEADERS || k.type === TYPE_CONTINUATION).map((k) => (k.type === TYPE_HEADERS ? headerFragment(k).fragment : k.payload)),
         );
-        // Frames after the first request in this chunk (its DATA, often) go along with it.
-        for (let j = i + 1; j < frames.length; j++) kept.push(frames[j].raw);
-        let rewrite = false;
         try {
           const headers = decodeBlock(hpack.decompressor.create({ table: { size: HEADER_TABLE_BYTES } }), block);
-          rewrite = headers.some((h) => h.name === ':authority' && badAuthority(h.value));
+          firstRequest = headers.some((h) => h.name === ':authority' && badAuthority(h.value));
         } catch {
-          rewrite = false; // let node's HTTP/2 report whatever is wrong with it
+          firstRequest = false; // let node's HTTP/2 report whatever is wrong with it
         }
-        finish(rewrite);
-        return;
       }
+    }
+    // Hand over only once the client has acknowledged our SETTINGS: an ACK reaching node
+    // later would acknowledge settings node never sent.
+    if (ackSeen && firstRequest !== undefined) {
+      finish(firstRequest);
+      return;
     }
     if (ackSeen && timer === undefined) timer = setTimeout(() => finish(false), FIRST_REQUEST_WAIT_MS);
     if (kept.reduce((n, b) => n + b.length, 0) + buf.length > SNIFF_BYTES_MAX) finish(false);
