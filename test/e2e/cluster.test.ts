@@ -280,6 +280,12 @@ describe('cairn cluster of three: leader kill -9 under write load', () => {
     const oldTerm = before[0].raftTerm;
     const survivors = cl.members.filter((m) => m !== old);
     const clients = survivors.map((m) => new RawKV(m.endpoint));
+    // A watch on a survivor, open across the leader change: it must deliver every
+    // acknowledged put, in revision order.
+    const wclient = grpcClient(survivors[0].endpoint);
+    const watch = new WatchStreamClient(wclient);
+    watch.create({ key: b('load/'), rangeEnd: prefixEnd('load/') });
+    await watch.until((rs) => rs.some((r) => r.created), 15_000, 'watch created');
 
     const WRITERS = 16;
     let stopped = false;
@@ -363,6 +369,21 @@ describe('cairn cluster of three: leader kill -9 under write load', () => {
       expect(num(r.header?.revision)).toBeGreaterThanOrEqual(Math.max(...revs));
     };
     for (const [i, m] of survivors.entries()) await check(m, clients[i]);
+
+    const maxRev = Math.max(...revs);
+    try {
+      await watch.until((rs) => rs.some((r) => r.events.some((e) => num(e.kv?.modRevision) >= maxRev)), 30_000, `watch events up to revision ${maxRev}`);
+      const evs = watch.events();
+      const evRevs = evs.map((e) => e.rev);
+      expect(evRevs.every((r, i) => i === 0 || r > evRevs[i - 1]), 'watch revisions strictly increasing across the leader change').toBe(true);
+      expect(watch.responses.some((r) => r.canceled), 'watch was not canceled by the leader change').toBe(false);
+      const seen = new Map(evs.map((e) => [e.rev, e]));
+      const unseen = acks.filter((a) => seen.get(a.revision)?.key !== a.key || seen.get(a.revision)?.value !== a.value);
+      expect(unseen.slice(0, 10).map((a) => `${a.key}@${a.revision}`), `${unseen.length} acknowledged puts missing from the watch on ${survivors[0].name}`).toEqual([]);
+    } finally {
+      watch.end();
+      wclient.close();
+    }
 
     // Restart the old leader: it catches up and serves linearizable reads.
     const writtenWhileDown = acks.filter((a) => a.at > killedAt).at(-1)!;
