@@ -500,3 +500,63 @@ describe('cairn cluster of three: members down', () => {
     await cl.waitConverged(30_000, cl.members);
   });
 });
+
+// =====================================================================================
+// Whole cluster kill -9 under load
+
+describe('cairn cluster of three: every member kill -9 at once under write load', () => {
+  let cl: Cluster | undefined;
+  afterAll(async () => {
+    await cl?.destroy();
+  });
+
+  it('restarts with every acknowledged write on every member and equal hashkv', { timeout: 240_000 }, async ({ onTestFailed }) => {
+    cl = await startCairnCluster(3, { heartbeatMs: HEARTBEAT_MS, electionMs: ELECTION_MS });
+    dumpLogsOnFailure(onTestFailed, cl);
+    const clients = cl.members.map((m) => new RawKV(m.endpoint));
+    let stopped = false;
+    const acks: Ack[] = [];
+    const writer = async (w: number): Promise<void> => {
+      const kv = clients[w % 3];
+      for (let seq = 0; !stopped; seq++) {
+        const key = `all/w${String(w).padStart(2, '0')}/${String(seq).padStart(6, '0')}`;
+        const value = `v-${w}-${seq}`;
+        const r = await kv.tryCall('Put', { key: b(key), value: b(value) }, 5_000);
+        if (r.ok) acks.push({ key, value, revision: num(r.resp.header?.revision), at: Date.now(), via: cl!.members[w % 3].name });
+        else await sleep(20);
+      }
+    };
+    const load = Promise.all(Array.from({ length: 16 }, (_, w) => writer(w)));
+    await sleep(2_500);
+    await Promise.all(cl.members.map((m) => m.kill9()));
+    stopped = true;
+    await load;
+    for (const c of clients) c.close();
+    expect(acks.length).toBeGreaterThan(16);
+
+    await Promise.all(cl.members.map((m) => m.start(30_000)));
+    await cl.waitForLeader(30_000, cl.members);
+    const ss = await cl.waitConverged(60_000, cl.members);
+    expect(ss[0].revision).toBeGreaterThanOrEqual(Math.max(...acks.map((a) => a.revision)));
+    for (const m of cl.members) {
+      const kv = new RawKV(m.endpoint);
+      try {
+        const r = await kv.call('Range', { key: b('all/'), rangeEnd: prefixEnd('all/') }, 30_000);
+        const store = new Map(r.kvs.map((x) => [bytes(x.key).toString(), x]));
+        const bad = acks.filter((a) => {
+          const got = store.get(a.key);
+          return !got || bytes(got.value).toString() !== a.value || num(got.modRevision) !== a.revision;
+        });
+        expect(bad.slice(0, 10).map((a) => `${a.key}@${a.revision} via ${a.via}`), `${m.name}: ${bad.length} of ${acks.length} acknowledged writes lost or changed`).toEqual([]);
+      } finally {
+        kv.close();
+      }
+    }
+    const h = await etcdctl(cl.members.map((m) => m.addr).join(','), ['endpoint', 'hashkv', '-w', 'json'], { timeoutMs: 30_000 });
+    expect(h.code, h.stderr).toBe(0);
+    const hs = parseEtcdctlJson(h.stdout) as Array<{ HashKV: { hash: string } }>;
+    expect(new Set(hs.map((x) => x.HashKV.hash)).size, h.stdout).toBe(1);
+    await ctlPut(cl.members[2], 'all-after', 'ok');
+    for (const m of cl.members) expect(val(await ctlGet(m, 'all-after'))).toBe('ok');
+  });
+});
