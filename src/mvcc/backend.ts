@@ -46,6 +46,21 @@ export class Backend {
     this.queue.push({ type: 'del', key });
   }
 
+  private soon: NodeJS.Timeout | undefined;
+
+  /**
+   * Writes what is queued within `delayMs`, coalescing with later work. LevelDB is not on
+   * the durability path (the log is), so apply batches can share a LevelDB batch; fewer,
+   * larger batches leave the disk to the WAL's fdatasyncs.
+   */
+  commitSoon(delayMs: number): void {
+    if (this.soon !== undefined || this.failed) return;
+    this.soon = setTimeout(() => {
+      this.soon = undefined;
+      this.commit().catch(() => undefined); // a failure is fatal through onFatal
+    }, delayMs);
+  }
+
   /** Writes everything queued so far; resolves when it is in LevelDB. */
   commit(): Promise<void> {
     if (this.failed) return Promise.reject(this.failed);
@@ -70,6 +85,8 @@ export class Backend {
   }
 
   async close(): Promise<void> {
+    if (this.soon !== undefined) clearTimeout(this.soon);
+    this.soon = undefined;
     await this.commit().catch(() => undefined);
     await this.db.close();
   }

@@ -39,6 +39,8 @@ import type { ReplicatedLog } from './replicated-log';
 
 /** etcd refuses new proposals when apply falls this far behind commit. */
 const APPLY_GAP_MAX = 5000;
+/** Apply batches arriving within this window share one LevelDB batch. */
+const BACKEND_COMMIT_DELAY_MS = 10;
 /** A renewal forwarded to the leader fails after this long. */
 const LEASE_RENEW_TIMEOUT_MS = 1000;
 /** Members re-announce their client URLs this often. */
@@ -520,7 +522,7 @@ export class CairnServer {
           this.applied = e.index;
           this.counters.proposalsApplied++;
         }
-        this.backend.commit().catch(() => undefined); // a failure is fatal through the backend's handler
+        this.backend.commitSoon(BACKEND_COMMIT_DELAY_MS);
         this.notifyApplied();
         // With peers, Raft may still need old entries for a lagging follower, and a restart
         // rebuilds its log from the WAL: segments stay until Raft snapshots exist.
