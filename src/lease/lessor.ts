@@ -37,20 +37,13 @@ export class Lessor {
 
   static async open(backend: Backend, store: MvccStore): Promise<Lessor> {
     const lessor = new Lessor(backend);
-    const it = backend.db.iterator({ gte: Buffer.of(LEASE_PREFIX), lt: Buffer.of(LEASE_PREFIX + 1) });
-    try {
-      for (;;) {
-        const chunk = await it.nextv(10_000);
-        if (chunk.length === 0) break;
-        for (const [k, v] of chunk) {
-          if (k.length !== 9 || v[0] !== LEASE_RECORD_VERSION) throw new Error(`lease: unreadable record ${k.toString('hex')}`);
-          const id = k.readBigInt64BE(1);
-          lessor.leases.set(id, { id, ttlSeconds: Number(v.readBigUInt64BE(1)), keys: new Set() });
-        }
+    await backend.scan(Buffer.of(LEASE_PREFIX), Buffer.of(LEASE_PREFIX + 1), (chunk) => {
+      for (const [k, v] of chunk) {
+        if (k.length !== 9 || v[0] !== LEASE_RECORD_VERSION) throw new Error(`lease: unreadable record ${k.toString('hex')}`);
+        const id = k.readBigInt64BE(1);
+        lessor.leases.set(id, { id, ttlSeconds: Number(v.readBigUInt64BE(1)), keys: new Set() });
       }
-    } finally {
-      await it.close();
-    }
+    });
     store.forEachLive((kv) => {
       if (kv.lease !== 0n) lessor.leases.get(kv.lease)?.keys.add(indexKey(kv.key));
     });

@@ -16,6 +16,8 @@ interface Waiter {
   reject: (err: Error) => void;
 }
 
+/** Entries read per LevelDB iterator step when scanning. */
+const SCAN_CHUNK_ENTRIES = 10_000;
 /** A batch larger than this is split, so one huge transaction cannot stall the writer. */
 const BATCH_OPS_MAX = 50_000;
 
@@ -82,6 +84,23 @@ export class Backend {
 
   getMany(keys: Buffer[]): Promise<(Buffer | undefined)[]> {
     return this.db.getMany(keys);
+  }
+
+  /**
+   * Visits every entry in [gte, lt) in key order, a chunk at a time (LevelDB's iterator reads
+   * one point in time); `onChunk` may await, e.g. to commit what it queued.
+   */
+  async scan(gte: Buffer, lt: Buffer, onChunk: (entries: Array<[Buffer, Buffer]>) => void | Promise<void>): Promise<void> {
+    const it = this.db.iterator({ gte, lt });
+    try {
+      for (;;) {
+        const chunk = await it.nextv(SCAN_CHUNK_ENTRIES);
+        if (chunk.length === 0) break;
+        await onChunk(chunk as Array<[Buffer, Buffer]>);
+      }
+    } finally {
+      await it.close();
+    }
   }
 
   async close(): Promise<void> {

@@ -128,21 +128,14 @@ export class MvccStore {
     const read = (async () => {
       await this.backend.commit();
       let hash = 0;
-      const it = this.backend.db.iterator({ gte: Buffer.of(REV_PREFIX), lt: revKey({ main: at + 1, sub: 0 }) });
-      try {
-        for (;;) {
-          const chunk = await it.nextv(10_000);
-          if (chunk.length === 0) break;
-          for (const [k, v] of chunk) {
-            const r = parseRevKey(k);
-            if (r.main <= compactRev && !keep.has(`${r.main}.${r.sub}`)) continue;
-            hash = crc32(k, hash);
-            hash = crc32(v, hash);
-          }
+      await this.backend.scan(Buffer.of(REV_PREFIX), revKey({ main: at + 1, sub: 0 }), (chunk) => {
+        for (const [k, v] of chunk) {
+          const r = parseRevKey(k);
+          if (r.main <= compactRev && !keep.has(`${r.main}.${r.sub}`)) continue;
+          hash = crc32(k, hash);
+          hash = crc32(v, hash);
         }
-      } finally {
-        await it.close();
-      }
+      });
       return hash;
     })();
     return { hash: await this.trackRead(read), revision, compactRevision: compactRev };
@@ -336,25 +329,18 @@ export class MvccStore {
 
   private async deleteCompacted(rev: number, keep: Set<string>): Promise<void> {
     await this.backend.commit();
-    const it = this.backend.db.iterator({ gte: Buffer.of(REV_PREFIX), lt: revKey({ main: rev + 1, sub: 0 }) });
-    try {
-      for (;;) {
-        const chunk = await it.nextv(10_000);
-        if (chunk.length === 0) break;
-        for (const [k, v] of chunk) {
-          const r = parseRevKey(k);
-          // Records at the compaction revision itself stay, tombstones included: the index
-          // forgets a key deleted there, but a watcher may start at that revision and must
-          // see the delete. The next compaction removes them.
-          if (r.main === rev || keep.has(`${r.main}.${r.sub}`)) continue;
-          this.backend.del(k);
-          this.sizeBytes -= k.length + v.length;
-        }
-        await this.backend.commit();
+    await this.backend.scan(Buffer.of(REV_PREFIX), revKey({ main: rev + 1, sub: 0 }), async (chunk) => {
+      for (const [k, v] of chunk) {
+        const r = parseRevKey(k);
+        // Records at the compaction revision itself stay, tombstones included: the index
+        // forgets a key deleted there, but a watcher may start at that revision and must
+        // see the delete. The next compaction removes them.
+        if (r.main === rev || keep.has(`${r.main}.${r.sub}`)) continue;
+        this.backend.del(k);
+        this.sizeBytes -= k.length + v.length;
       }
-    } finally {
-      await it.close();
-    }
+      await this.backend.commit();
+    });
     this.backend.put(META_COMPACT_FINISHED, encodeU64(rev));
     await this.backend.commit();
   }
@@ -371,16 +357,9 @@ export class MvccStore {
     if (applied) this.appliedIndex = this.persistedAppliedIndex = decodeU64(applied);
     const scheduled = await db.get(META_COMPACT_SCHEDULED);
     const finished = await db.get(META_COMPACT_FINISHED);
-    const it = db.iterator({ gte: Buffer.of(REV_PREFIX), lt: Buffer.of(REV_PREFIX + 1) });
-    try {
-      for (;;) {
-        const chunk = await it.nextv(10_000);
-        if (chunk.length === 0) break;
-        for (const [k, v] of chunk) this.restoreRecord(k, v);
-      }
-    } finally {
-      await it.close();
-    }
+    await this.backend.scan(Buffer.of(REV_PREFIX), Buffer.of(REV_PREFIX + 1), (chunk) => {
+      for (const [k, v] of chunk) this.restoreRecord(k, v);
+    });
     if (scheduled) {
       const rev = decodeU64(scheduled);
       if (rev > this.revision) this.revision = rev;
