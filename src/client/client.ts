@@ -18,6 +18,7 @@ import {
 } from './kv';
 import { header, type ResponseHeader } from './convert';
 import { Pool, type CallOptions } from './pool';
+import { WatchHub, type Watcher, type WatchOptions } from './watch';
 
 export interface ClientOptions {
   /** e.g. ['http://127.0.0.1:2379', 'http://127.0.0.1:22379'] */
@@ -37,8 +38,20 @@ export class Client {
   readonly pool: Pool;
   private readonly closeHooks: Array<() => void> = [];
 
+  private readonly watchHub: WatchHub;
+
   constructor(opts: ClientOptions) {
     this.pool = new Pool(opts.endpoints, opts.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS, opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+    this.watchHub = new WatchHub(this.pool);
+    this.onClose(() => this.watchHub.close());
+  }
+
+  /**
+   * Watch a key or range: `for await (const batch of client.watch({ key: 'dir/', prefix: true }))`.
+   * `await w.ready` before writing if the watch must see the write.
+   */
+  watch(opts: WatchOptions): Watcher {
+    return this.watchHub.watch(opts);
   }
 
   /** The endpoint calls go to now. */

@@ -23,3 +23,4 @@ export {
   type TxnOpResult,
   type TxnResult,
 } from './kv';
+export { Watcher, type WatchBatch, type WatchEvent, type WatchFilter, type WatchOptions } from './watch';

@@ -37,6 +37,16 @@ export class Lessor {
 
   static async open(backend: Backend, store: MvccStore): Promise<Lessor> {
     const lessor = new Lessor(backend);
+    await lessor.load(store);
+    store.onEvents((events) => lessor.follow(events));
+    return lessor;
+  }
+
+  /** Reads leases back from LevelDB and re-attaches the live keys (start-up, snapshot install). */
+  async load(store: MvccStore): Promise<void> {
+    const lessor = this;
+    lessor.leases.clear();
+    const backend = this.backend;
     await backend.scan(Buffer.of(LEASE_PREFIX), Buffer.of(LEASE_PREFIX + 1), (chunk) => {
       for (const [k, v] of chunk) {
         if (k.length !== 9 || v[0] !== LEASE_RECORD_VERSION) throw new Error(`lease: unreadable record ${k.toString('hex')}`);
@@ -47,8 +57,6 @@ export class Lessor {
     store.forEachLive((kv) => {
       if (kv.lease !== 0n) lessor.leases.get(kv.lease)?.keys.add(indexKey(kv.key));
     });
-    store.onEvents((events) => lessor.follow(events));
-    return lessor;
   }
 
   onGranted(listener: (l: Lease) => void): void {

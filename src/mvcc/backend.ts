@@ -1,4 +1,6 @@
 import { Level } from 'level';
+import { access, open as openFile, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 // The LevelDB side of the store. Writes queue up in memory and go to LevelDB as one batch
 // per `commit()`; while a batch is being written, later commits coalesce into the next one,
@@ -14,6 +16,23 @@ export type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del
 interface Waiter {
   resolve: () => void;
   reject: (err: Error) => void;
+}
+
+/** Completes a replacement a crash interrupted: the new database is whole once renamed into place. */
+async function finishReplacement(path: string): Promise<void> {
+  const exists = async (p: string): Promise<boolean> => access(p).then(() => true, () => false);
+  if (!(await exists(path)) && (await exists(`${path}.new`))) await rename(`${path}.new`, path);
+  await rm(`${path}.old`, { recursive: true, force: true });
+  await rm(`${path}.new`, { recursive: true, force: true });
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const d = await openFile(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
 }
 
 /** Entries read per LevelDB iterator step when scanning. */
@@ -32,12 +51,42 @@ export class Backend {
   /** Told how long each batch write took, in seconds (the backend commit duration metric). */
   onCommitDuration: ((seconds: number) => void) | undefined;
 
-  private constructor(readonly db: Level<Buffer, Buffer>, private readonly onFatal: (err: Error) => void) {}
+  private constructor(
+    public db: Level<Buffer, Buffer>,
+    private readonly path: string,
+    private readonly onFatal: (err: Error) => void,
+  ) {}
 
   static async open(path: string, onFatal: (err: Error) => void): Promise<Backend> {
+    await finishReplacement(path);
     const db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     await db.open();
-    return new Backend(db, onFatal);
+    return new Backend(db, path, onFatal);
+  }
+
+  /**
+   * Replaces the whole database with one that `build` fills (a snapshot from the leader).
+   * The new database is complete on disk before it takes the old one's place by renames,
+   * so a crash at any point leaves either the old or the new one, never a mix.
+   */
+  async replaceWith(build: (fresh: Level<Buffer, Buffer>) => Promise<void>): Promise<void> {
+    const fresh = `${this.path}.new`;
+    await rm(fresh, { recursive: true, force: true });
+    const next = new Level<Buffer, Buffer>(fresh, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    await next.open();
+    try {
+      await build(next);
+    } finally {
+      await next.close();
+    }
+    await this.commit();
+    await this.db.close();
+    await rename(this.path, `${this.path}.old`);
+    await rename(fresh, this.path);
+    await syncDir(dirname(this.path));
+    await rm(`${this.path}.old`, { recursive: true, force: true });
+    this.db = new Level<Buffer, Buffer>(this.path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    await this.db.open();
   }
 
   put(key: Buffer, value: Buffer): void {

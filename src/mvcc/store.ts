@@ -345,6 +345,18 @@ export class MvccStore {
     await this.backend.commit();
   }
 
+  /** Forgets everything in memory and reads the store back from LevelDB (after a snapshot replaced it). */
+  async reload(): Promise<void> {
+    await this.settle();
+    this.tree.clear();
+    this.revision = 1;
+    this.compactRev = -1;
+    this.appliedIndex = 0;
+    this.persistedAppliedIndex = 0;
+    this.sizeBytes = 0;
+    await this.restore();
+  }
+
   /** Waits for background compaction work (tests and shutdown). */
   async settle(): Promise<void> {
     await this.physicalCompaction;

@@ -137,6 +137,17 @@ export class WatchHub {
     clearInterval(this.timer);
   }
 
+  /** The store was replaced underneath (a snapshot): every watcher catches up from storage. */
+  resyncAll(): void {
+    const all: Watcher[] = [...this.ranges];
+    for (const set of this.byKey.values()) all.push(...set);
+    for (const w of all) {
+      this.unindex(w);
+      this.unsynced.add(w);
+    }
+    this.wake();
+  }
+
   private markSynced(w: Watcher): void {
     w.synced = true;
     if (w.isRange) this.ranges.add(w);

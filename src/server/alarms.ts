@@ -26,11 +26,19 @@ export class Alarms {
 
   static async open(backend: Backend): Promise<Alarms> {
     const alarms = new Alarms(backend);
-    for await (const [k] of backend.db.iterator({ gte: Buffer.of(ALARM_PREFIX), lt: Buffer.of(ALARM_PREFIX + 1) })) {
-      const a = { memberId: k.readBigUInt64BE(1), type: k[9] as AlarmType };
-      alarms.active.set(id(a), a);
-    }
+    await alarms.load();
     return alarms;
+  }
+
+  /** Reads the alarms back from LevelDB (start-up, snapshot install). */
+  async load(): Promise<void> {
+    this.active.clear();
+    await this.backend.scan(Buffer.of(ALARM_PREFIX), Buffer.of(ALARM_PREFIX + 1), (chunk) => {
+      for (const [k] of chunk) {
+        const a = { memberId: k.readBigUInt64BE(1), type: k[9] as AlarmType };
+        this.active.set(id(a), a);
+      }
+    });
   }
 
   list(): Alarm[] {

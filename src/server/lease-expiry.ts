@@ -35,6 +35,14 @@ export class LeaseExpiry {
     for (const l of lessor.all()) this.deadlines.set(l.id, this.now() + l.ttlSeconds * 1000);
   }
 
+  /** Every lease gets its full TTL from now; deadlines of leases that are gone are dropped. */
+  resetAll(): void {
+    this.deadlines.clear();
+    this.revoking.clear();
+    const now = this.now();
+    for (const l of this.lessor.all()) this.deadlines.set(l.id, now + l.ttlSeconds * 1000);
+  }
+
   start(): void {
     this.timer = setInterval(() => this.check(), EXPIRY_CHECK_INTERVAL_MS);
     this.timer.unref();

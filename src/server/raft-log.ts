@@ -8,12 +8,18 @@ import {
   ErrProposalDropped,
   ErrReadIndexDropped,
   MemoryStorage,
+  MessageType,
   RawNode,
   ReadState,
   SeededRandom,
+  Snapshot,
+  SnapshotStatus,
   decodeConfChange,
   decodeMessage,
+  decodeSnapshot,
+  emptyBytes,
   encodeMessage,
+  encodeSnapshot,
 } from '../raft';
 import { Wal, WalContents } from '../wal/wal';
 import { Errors } from './errors';
@@ -42,7 +48,19 @@ export interface RaftLogOptions {
   bootstrap: boolean;
   /** Reads not answered within this are failed (etcd: request timed out). */
   readTimeoutMs: number;
+  /** The member's whole state, streamed to a follower that needs a snapshot. */
+  snapshotData: () => AsyncIterable<Buffer>;
+  /** Replaces the member's state with a leader's snapshot stream (before Raft learns of it). */
+  installSnapshot: (data: AsyncIterable<Buffer>) => Promise<void>;
+  /** Entries kept behind a snapshot for followers that are only a little behind. */
+  catchUpEntries: number;
+  /** A snapshot transfer that takes longer than this is abandoned (Raft retries later). */
+  snapshotTimeoutMs: number;
 }
+
+// Raft snapshots carry no data of their own: the leader streams its whole LevelDB state
+// beside the MsgSnap (etcd sends its bolt file the same way). That state is at least as new
+// as the snapshot's index; the follower's apply loop skips the entries it already holds.
 
 interface PendingRead {
   resolve: (index: number) => void;
@@ -76,6 +94,7 @@ export class RaftLog implements ReplicatedLog {
   constructor(private readonly opts: RaftLogOptions) {
     this.storage = new MemoryStorage();
     const c = opts.contents;
+    if (c.snapshot?.extra && c.snapshot.extra.length > 0) this.storage.applySnapshot(decodeSnapshot(c.snapshot.extra));
     if (c.hardState) this.storage.setHardState({ term: c.hardState.term, vote: c.hardState.vote, commit: c.hardState.commit });
     if (c.entries.length > 0) {
       this.storage.append(c.entries.map((e) => ({ term: e.term, index: e.index, type: e.type as EntryType, data: e.data })));
@@ -107,6 +126,11 @@ export class RaftLog implements ReplicatedLog {
 
   get leaderId(): bigint {
     return this.lead;
+  }
+
+  /** The first entry Raft still holds (older ones are behind a snapshot). */
+  get firstIndex(): number {
+    return this.storage.firstIndex();
   }
 
   get leaderChanges(): number {
@@ -148,6 +172,55 @@ export class RaftLog implements ReplicatedLog {
     }
     this.node.step(m);
     this.kick();
+  }
+
+  /** A leader's snapshot for this member: install its state, then tell Raft. */
+  async receiveSnapshot(metadata: Uint8Array, data: AsyncIterable<Buffer>): Promise<void> {
+    if (this.stopped) throw new Error('member stopping');
+    const m = decodeMessage(metadata);
+    if (m.type !== MessageType.Snap || !m.snapshot) throw new Error('snapshot stream without a snapshot message');
+    this.opts.log.info({ index: m.snapshot.metadata.index, term: m.snapshot.metadata.term, from: m.from.toString(16) }, 'installing a snapshot from the leader');
+    await this.opts.installSnapshot(data);
+    this.node.step(m);
+    this.kick();
+  }
+
+  /**
+   * Records a snapshot at applied index `index` and drops log entries well behind it.
+   * Returns the index from which WAL segments may be released once the state is durable.
+   */
+  snapshot(index: number): number | undefined {
+    const first = this.storage.firstIndex();
+    if (index <= first) return undefined;
+    let snap: Snapshot;
+    try {
+      snap = this.storage.createSnapshot(index, this.confState, emptyBytes);
+    } catch {
+      return undefined; // an older index than the current snapshot: nothing to do
+    }
+    this.opts.wal.appendSnapshotMark({ index, term: snap.metadata.term, extra: Buffer.from(encodeSnapshot(snap)) });
+    const compactTo = index - this.opts.catchUpEntries;
+    if (compactTo > first) this.storage.compact(compactTo);
+    return index;
+  }
+
+  private sendSnapshot(m: ReturnType<typeof decodeMessage>): void {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), this.opts.snapshotTimeoutMs);
+    this.opts.log.info({ to: m.to.toString(16), index: m.snapshot?.metadata.index }, 'sending a snapshot');
+    this.opts.transport.sendSnapshot(m.to, encodeMessage(m), this.opts.snapshotData(), abort.signal).then(
+      () => {
+        clearTimeout(timer);
+        this.node.reportSnapshot(m.to, SnapshotStatus.Finish);
+        this.kick();
+      },
+      (e) => {
+        clearTimeout(timer);
+        this.opts.log.warn({ err: e, to: m.to.toString(16) }, 'snapshot transfer failed');
+        this.node.reportSnapshot(m.to, SnapshotStatus.Failure);
+        this.kick();
+      },
+    );
   }
 
   propose(data: Buffer): void {
@@ -238,7 +311,13 @@ export class RaftLog implements ReplicatedLog {
             }
             this.lead = rd.softState.lead;
           }
-          if (rd.snapshot) throw new Error('raft: installing a snapshot from the leader is not supported yet');
+          if (rd.snapshot) {
+            // The state itself was installed when the stream arrived (receiveSnapshot).
+            this.opts.wal.appendSnapshotMark({ index: rd.snapshot.metadata.index, term: rd.snapshot.metadata.term, extra: Buffer.from(encodeSnapshot({ ...rd.snapshot, data: emptyBytes })) });
+            this.storage.applySnapshot(rd.snapshot);
+            this.confState = rd.snapshot.metadata.confState;
+            if (rd.snapshot.metadata.index > this.committed) this.committed = rd.snapshot.metadata.index;
+          }
           if (rd.entries.length > 0) {
             this.opts.wal.appendEntries(rd.entries.map(toWal));
             this.storage.append(rd.entries);
@@ -248,8 +327,11 @@ export class RaftLog implements ReplicatedLog {
             this.storage.setHardState(rd.hardState);
             this.currentTerm = rd.hardState.term;
           }
-          if (rd.mustSync || rd.entries.length > 0 || rd.hardState) await this.opts.wal.sync();
-          for (const m of rd.messages) this.opts.transport.send(m.to, withEnvelope(PeerEnvelope.Raft, encodeMessage(m)));
+          if (rd.mustSync || rd.entries.length > 0 || rd.hardState || rd.snapshot) await this.opts.wal.sync();
+          for (const m of rd.messages) {
+            if (m.type === MessageType.Snap) this.sendSnapshot(m);
+            else this.opts.transport.send(m.to, withEnvelope(PeerEnvelope.Raft, encodeMessage(m)));
+          }
           if (rd.committedEntries.length > 0) this.deliver(rd.committedEntries);
           if (rd.readStates.length > 0) this.answerReads(rd.readStates);
           this.node.advance(rd);

@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { cairnpb, etcdserverpb } from '../gen/proto';
@@ -26,7 +26,7 @@ import { Errors, EtcdError } from './errors';
 import { RequestIdGenerator, computeClusterId, computeMemberId, idToHex } from './ids';
 import { Alarm, AlarmType, Alarms } from './alarms';
 import { LeaseExpiry } from './lease-expiry';
-import { snapshotChunks } from './snapshot';
+import { loadSnapshotFile, receiveSnapshotFile, snapshotChunks } from './snapshot';
 import { CommittedEntry, LocalLog } from './local-log';
 import { ClusterMember, decodeMemberMeta, encodeMemberMeta, MemberMeta, parseInitialCluster } from './member-meta';
 import { PeerTransport } from '../peer';
@@ -39,6 +39,8 @@ import type { ReplicatedLog } from './replicated-log';
 
 /** etcd refuses new proposals when apply falls this far behind commit. */
 const APPLY_GAP_MAX = 5000;
+/** Entries a clustered member keeps behind a snapshot for followers a little behind (etcd: 5000). */
+const SNAPSHOT_CATCHUP_ENTRIES = 5000;
 /** Apply batches arriving within this window share one LevelDB batch. */
 const BACKEND_COMMIT_DELAY_MS = 10;
 /** A renewal forwarded to the leader fails after this long. */
@@ -91,6 +93,8 @@ export class CairnServer {
   private readonly appliedWaiters: Array<{ index: number; resolve: () => void }> = [];
   private applyQueue: CommittedEntry[] = [];
   private applying = false;
+  private installing = false;
+  private snapshotIndex = 0;
   private applied: number;
   private releasedAt: number;
   private stopping = false;
@@ -159,9 +163,7 @@ export class CairnServer {
           if (m[0] === PeerEnvelope.Raft) rl.receive(m.subarray(1));
           else memberRef?.onPeerMessage(from, m[0], Buffer.from(m.buffer, m.byteOffset + 1, m.byteLength - 1));
         },
-        onSnapshot: async () => {
-          throw new Error('snapshots are not supported yet');
-        },
+        onSnapshot: (_from: bigint, metadata: Uint8Array, data: AsyncIterable<Buffer>) => rl.receiveSnapshot(metadata, data),
       };
       transport = new PeerTransport({ clusterId: meta.clusterId, memberId: meta.memberId, listenUrls: config.listenPeerUrls, logger: log }, handlers);
       await transport.start();
@@ -176,6 +178,10 @@ export class CairnServer {
         log,
         bootstrap: fresh,
         readTimeoutMs: requestTimeoutMs(config),
+        snapshotData: () => memberRef!.snapshot(),
+        installSnapshot: (data) => memberRef!.installSnapshot(data),
+        catchUpEntries: Math.min(SNAPSHOT_CATCHUP_ENTRIES, config.snapshotCount),
+        snapshotTimeoutMs: 5 * 60 * 1000,
       });
       raftLog = rl;
     }
@@ -187,7 +193,11 @@ export class CairnServer {
     const server = new CairnServer(config, log, meta, wal, backend, store, lessor, alarms, raftLog, new RequestIdGenerator(meta.memberId, Date.now()));
     server.transport = transport;
     memberRef = server;
-    if (store.consistentIndex > lastIndex) {
+    if (store.consistentIndex > lastIndex && clustered) {
+      // A leader's snapshot was installed but its mark did not reach the WAL before a crash:
+      // Raft fetches the log from the leader again and apply skips what the store holds.
+      log.warn({ applied_index: store.consistentIndex, wal_last_index: lastIndex }, 'the store is ahead of the WAL (an installed snapshot); catching up from the leader');
+    } else if (store.consistentIndex > lastIndex) {
       throw new Error(`data dir ${config.dataDir}: the store has applied index ${store.consistentIndex} but the WAL ends at ${lastIndex}; the WAL was lost or replaced`);
     }
     if (!clustered) {
@@ -509,6 +519,7 @@ export class CairnServer {
   }
 
   private async runApply(): Promise<void> {
+    if (this.installing) return; // picked up again when the snapshot is in place
     this.applying = true;
     try {
       while (this.applyQueue.length > 0) {
@@ -527,6 +538,7 @@ export class CairnServer {
         // With peers, Raft may still need old entries for a lagging follower, and a restart
         // rebuilds its log from the WAL: segments stay until Raft snapshots exist.
         if (this.meta.members.length === 1 && this.applied - this.releasedAt >= RELEASE_EVERY_ENTRIES) void this.releaseWal(this.applied);
+        if (this.meta.members.length > 1 && this.applied - this.snapshotIndex >= this.config.snapshotCount) this.takeSnapshot();
       }
     } catch (e) {
       fatal(this.log, e, 'apply failed');
@@ -619,10 +631,50 @@ export class CairnServer {
     this.appliedWaiters.length = kept;
   }
 
+  /** A Raft snapshot at the applied index: the log behind it shrinks, and WAL segments go once LevelDB is durable. */
+  private takeSnapshot(): void {
+    const index = (this.raftLog as RaftLog).snapshot(this.applied);
+    this.snapshotIndex = this.applied;
+    if (index === undefined) return;
+    this.log.info({ index, log_first_index: (this.raftLog as RaftLog).firstIndex }, 'took a raft snapshot');
+    void this.releaseWal(index);
+  }
+
+  /**
+   * Replaces this member's state with a leader's snapshot stream: received into a file and
+   * checked (sha256) first, then swapped in as a whole LevelDB, then everything in memory is
+   * reloaded from it. Apply waits meanwhile.
+   */
+  async installSnapshot(data: AsyncIterable<Buffer>): Promise<void> {
+    this.installing = true;
+    const file = join(this.config.dataDir, 'member', 'snapshot.incoming');
+    try {
+      while (this.applying) await new Promise((r) => setTimeout(r, 2));
+      await receiveSnapshotFile(data, file);
+      await this.store.settle();
+      await this.backend.replaceWith(async (fresh) => {
+        await loadSnapshotFile(file, (entries) => fresh.batch(entries.map(([key, value]) => ({ type: 'put' as const, key, value }))));
+      });
+      await this.store.reload();
+      await this.lessor.load(this.store);
+      await this.alarms.load();
+      this.applied = this.store.consistentIndex;
+      this.snapshotIndex = this.applied;
+      this.leaseExpiry.resetAll();
+      this.watchHub.resyncAll();
+      this.log.info({ applied_index: this.applied, revision: this.store.currentRevision }, 'installed a snapshot');
+    } finally {
+      await rm(file, { force: true });
+      this.installing = false;
+      if (this.applyQueue.length > 0) void this.runApply();
+    }
+  }
+
   /** Makes the store durable up to `index`, then drops WAL segments it no longer needs. */
   private async releaseWal(index: number): Promise<void> {
     this.releasedAt = index;
     try {
+      await this.wal.sync(); // the snapshot mark, if any, before the entries it replaces go
       await this.backend.sync();
       await this.wal.releaseTo(Math.min(index, this.store.consistentIndex));
     } catch (e) {

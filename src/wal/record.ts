@@ -16,7 +16,9 @@ import { crc32 } from 'node:zlib';
 //   METADATA   opaque bytes owned by the server (cluster and member identity)
 //   ENTRY      u64 term | u64 index | u8 entry type | data
 //   HARD_STATE u64 term | u64 vote (uint64 member id) | u64 commit
-//   SNAPSHOT   u64 index | u64 term   (a snapshot at this point exists; older entries may be gone)
+//   SNAPSHOT   u64 index | u64 term | opaque bytes of the server's (the Raft snapshot
+//              metadata, membership included)   (a snapshot at this point is durable; older
+//              entries may be gone)
 
 export const WAL_FORMAT_VERSION = 1;
 export const SEGMENT_MAGIC = Buffer.from('CAIRNWAL', 'latin1');

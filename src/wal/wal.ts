@@ -38,6 +38,8 @@ export interface WalHardState {
 export interface WalSnapshotMark {
   index: number;
   term: number;
+  /** Whatever the server needs with it (cairn: the encoded Raft snapshot metadata). */
+  extra?: Buffer;
 }
 
 export interface WalContents {
@@ -191,9 +193,11 @@ export class Wal {
   }
 
   appendSnapshotMark(mark: WalSnapshotMark): void {
-    const p = Buffer.allocUnsafe(16);
+    const extra = mark.extra ?? Buffer.alloc(0);
+    const p = Buffer.allocUnsafe(16 + extra.length);
     writeU64(p, 0, mark.index);
     writeU64(p, 8, mark.term);
+    extra.copy(p, 16);
     this.push(frameRecord(RecordType.Snapshot, p));
   }
 
@@ -357,7 +361,7 @@ function applyRecord(c: WalContents, type: RecordType, p: Buffer, file: string, 
       c.hardState = { term: readU64(p, 0), vote: p.readBigUInt64BE(8), commit: readU64(p, 16) };
       return;
     case RecordType.Snapshot: {
-      const mark = { index: readU64(p, 0), term: readU64(p, 8) };
+      const mark = { index: readU64(p, 0), term: readU64(p, 8), extra: Buffer.from(p.subarray(16)) };
       c.snapshot = mark;
       c.entries = c.entries.filter((e) => e.index > mark.index);
       return;
