@@ -2,14 +2,17 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { CairnServer } from '../server/server';
 import { CAIRN_VERSION, ETCD_API_VERSION } from '../version';
+import { gatewayHandler, isGatewayPath } from './gateway';
 import type { Metrics } from './metrics';
 
 // The HTTP endpoints served beside gRPC on the client port: /health and /version with
-// etcd's JSON shapes, and /metrics.
+// etcd's JSON shapes, and /metrics; etcd's JSON gateway under /v3/ and /v3beta/ (gateway.ts).
 
 export function httpHandler(member: CairnServer, metrics: Metrics, log: Logger) {
+  const gateway = gatewayHandler(member, metrics, log);
   return (req: IncomingMessage, res: ServerResponse): void => {
     const path = (req.url ?? '/').split('?')[0];
+    if (isGatewayPath(path)) return gateway(req, res, path);
     const json = (status: number, body: unknown): void => {
       const text = JSON.stringify(body);
       res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
