@@ -18,6 +18,7 @@ import {
 } from './kv';
 import { header, type ResponseHeader } from './convert';
 import { Pool, type CallOptions } from './pool';
+import { LeaseClient } from './lease';
 import { WatchHub, type Watcher, type WatchOptions } from './watch';
 
 export interface ClientOptions {
@@ -39,11 +40,15 @@ export class Client {
   private readonly closeHooks: Array<() => void> = [];
 
   private readonly watchHub: WatchHub;
+  /** Leases: grant, revoke, timeToLive, leases, keepAlive. */
+  readonly lease: LeaseClient;
 
   constructor(opts: ClientOptions) {
     this.pool = new Pool(opts.endpoints, opts.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS, opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
     this.watchHub = new WatchHub(this.pool);
     this.onClose(() => this.watchHub.close());
+    this.lease = new LeaseClient(this.pool);
+    this.onClose(() => this.lease.hub.close());
   }
 
   /**

@@ -24,3 +24,4 @@ export {
   type TxnResult,
 } from './kv';
 export { Watcher, type WatchBatch, type WatchEvent, type WatchFilter, type WatchOptions } from './watch';
+export { LeaseClient, LeaseExpiredError, LeaseKeepAlive, type LeaseGrant, type LeaseGrantOptions, type LeaseTimeToLive } from './lease';
