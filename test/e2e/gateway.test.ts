@@ -251,7 +251,14 @@ describe('JSON gateway, compared with etcd 3.4', () => {
     expect(o.status).toBe(200);
     expect(o.created.result.created).toBe(true);
     expect(o.event.result.events[0].kv).toMatchObject({ key: b64('w/a'), value: b64('1') });
-    // The server is still fine after the client went away.
+    // The server is still fine after the client went away, and dropped its watchers.
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const text = await (await fetch(`${cairn.endpoint}/metrics`)).text();
+      if (/^etcd_debugging_mvcc_watcher_total 0$/m.test(text)) break;
+      if (Date.now() > deadline) throw new Error('watchers of aborted gateway watches were not removed');
+      await new Promise((r) => setTimeout(r, 100));
+    }
     expect((await post(cairn.endpoint, '/v3/kv/range', { key: b64('w/a') })).status).toBe(200);
     const health = await fetch(`${cairn.endpoint}/health`);
     expect(health.status).toBe(200);
