@@ -18,6 +18,7 @@ import {
 } from './kv';
 import { header, type ResponseHeader } from './convert';
 import { Pool, type CallOptions } from './pool';
+import { ClusterClient, MaintenanceClient } from './cluster';
 import { LeaseClient } from './lease';
 import { WatchHub, type Watcher, type WatchOptions } from './watch';
 
@@ -42,6 +43,10 @@ export class Client {
   private readonly watchHub: WatchHub;
   /** Leases: grant, revoke, timeToLive, leases, keepAlive. */
   readonly lease: LeaseClient;
+  /** Membership: memberList, memberAdd, memberRemove, memberUpdate, memberPromote. */
+  readonly cluster: ClusterClient;
+  /** status, hashKV, alarm, defragment, moveLeader, snapshot. */
+  readonly maintenance: MaintenanceClient;
 
   constructor(opts: ClientOptions) {
     this.pool = new Pool(opts.endpoints, opts.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS, opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
@@ -49,6 +54,8 @@ export class Client {
     this.onClose(() => this.watchHub.close());
     this.lease = new LeaseClient(this.pool);
     this.onClose(() => this.lease.hub.close());
+    this.cluster = new ClusterClient(this.pool);
+    this.maintenance = new MaintenanceClient(this.pool);
   }
 
   /**

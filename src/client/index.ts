@@ -25,3 +25,4 @@ export {
 } from './kv';
 export { Watcher, type WatchBatch, type WatchEvent, type WatchFilter, type WatchOptions } from './watch';
 export { LeaseClient, LeaseExpiredError, LeaseKeepAlive, type LeaseGrant, type LeaseGrantOptions, type LeaseTimeToLive } from './lease';
+export { ClusterClient, MaintenanceClient, type Alarm, type AlarmType, type Member, type MemberCallOptions, type MemberList, type MemberStatus } from './cluster';
