@@ -5,4 +5,4 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 mkdirSync(join(root, 'dist', 'src', 'gen'), { recursive: true });
-copyFileSync(join(root, 'src', 'gen', 'proto.js'), join(root, 'dist', 'src', 'gen', 'proto.js'));
+for (const f of ['proto.js', 'proto-schema.json']) copyFileSync(join(root, 'src', 'gen', f), join(root, 'dist', 'src', 'gen', f));

@@ -23,28 +23,16 @@ interface StaticType {
   decode(b: Uint8Array): unknown;
 }
 
-function findProtoDir(): string {
-  let dir = __dirname;
-  for (;;) {
-    const candidate = path.join(dir, 'proto');
-    if (fs.existsSync(path.join(candidate, 'etcdserverpb', 'rpc.proto'))) return candidate;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`gateway: cannot find etcd's .proto files (proto/etcdserverpb/rpc.proto) above ${__dirname}`);
-    dir = parent;
-  }
-}
-
 let root: Root | undefined;
 
+/** The schema generated at build time (src/gen/proto-schema.json, beside the compiled code in dist). */
 function reflection(): Root {
   if (root !== undefined) return root;
-  const dir = findProtoDir();
-  const r = new Root();
-  r.resolvePath = (_origin: string, target: string): string => (path.isAbsolute(target) ? target : path.join(dir, target));
-  r.loadSync([path.join(dir, 'etcdserverpb', 'rpc.proto')], { keepCase: true });
-  r.resolveAll();
-  root = r;
-  return r;
+  const file = path.join(__dirname, '..', '..', 'gen', 'proto-schema.json');
+  if (!fs.existsSync(file)) throw new Error(`gateway: the protobuf schema ${file} is missing (run npm run build)`);
+  root = Root.fromJSON(JSON.parse(fs.readFileSync(file, 'utf8')));
+  root.resolveAll();
+  return root;
 }
 
 /** Loads the .proto files now (so a broken install fails at start, not on the first request). */
