@@ -85,7 +85,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'listen-metrics-urls': accepted('urls', 'metrics endpoints are not implemented yet'),
   metrics: accepted('string', 'metrics endpoints are not implemented yet'),
   'strict-reconfig-check': accepted('bool', NOT_CLUSTERED),
-  'force-new-cluster': accepted('bool', NOT_CLUSTERED),
+  'force-new-cluster': honoured('bool', (c, v) => (c.forceNewCluster = v === 'true')),
   'experimental-initial-corrupt-check': accepted('bool', NOT_CLUSTERED),
   'experimental-corrupt-check-time': accepted('string', NOT_CLUSTERED),
   'pre-vote': accepted('bool', NOT_CLUSTERED),

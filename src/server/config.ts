@@ -22,6 +22,8 @@ export interface ServerConfig {
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
   logger: 'zap' | 'capnslog';
   logOutputs: string[];
+  /** --force-new-cluster: restart as a one-member cluster from this member's data. */
+  forceNewCluster: boolean;
   /** --experimental-watch-progress-notify-interval (etcd's default: 10 minutes). */
   watchProgressNotifyIntervalMs: number;
 }
@@ -55,6 +57,7 @@ export function defaultConfig(): ServerConfig {
     logger: 'zap',
     logOutputs: ['default'],
     watchProgressNotifyIntervalMs: 10 * 60 * 1000,
+    forceNewCluster: false,
   };
 }
 

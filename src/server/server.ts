@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { cairnpb, etcdserverpb } from '../gen/proto';
@@ -59,6 +59,42 @@ interface Waiter {
 /** etcd's request timeout: 5 s plus two election timeouts. */
 function requestTimeoutMs(c: ServerConfig): number {
   return 5000 + 2 * c.electionTimeoutMs;
+}
+
+/**
+ * --force-new-cluster: this member's data becomes a one-member cluster (etcd's recovery
+ * when a quorum is lost for good). The store keeps everything applied; the WAL is set
+ * aside (renamed, not deleted) and a new one starts at the applied index with this member
+ * alone. Entries the old WAL held beyond what was applied are not kept: etcd's force also
+ * keeps only what this member had committed.
+ */
+async function forceNewCluster(
+  config: ServerConfig,
+  walDir: string,
+  old: Wal,
+  contents: Awaited<ReturnType<typeof Wal.open>>['contents'],
+  meta: MemberMeta,
+  log: Logger,
+): Promise<{ wal: Wal; contents: Awaited<ReturnType<typeof Wal.open>>['contents']; meta: MemberMeta }> {
+  const backend = await Backend.open(join(config.dataDir, 'member', 'db'), (err) => fatal(log, err, 'backend failed'));
+  const store = await MvccStore.open(backend);
+  const applied = store.consistentIndex;
+  await backend.close();
+  await old.close();
+  const term = contents.hardState?.term ?? 1;
+  const aside = `${walDir}.before-force-new-cluster.${Date.now()}`;
+  await rename(walDir, aside);
+  const self = meta.members.find((m) => m.id === meta.memberId) ?? { id: meta.memberId, name: meta.name, peerUrls: config.initialAdvertisePeerUrls };
+  const single: MemberMeta = { ...meta, members: [self] };
+  const { wal } = await Wal.open(walDir);
+  wal.appendMetadata(encodeMemberMeta(single));
+  wal.appendSnapshotMark({ index: applied, term });
+  wal.appendHardState({ term, vote: meta.memberId, commit: applied });
+  await wal.sync();
+  log.warn({ applied_index: applied, old_wal: aside, removed_members: meta.members.filter((m) => m.id !== meta.memberId).map((m) => m.name) }, 'forced a new one-member cluster from this member\'s data');
+  await wal.close();
+  const reopened = await Wal.open(walDir);
+  return { wal: reopened.wal, contents: reopened.contents, meta: single };
 }
 
 /** The identity of a member starting on an empty data dir, derived from its flags as etcd does. */
@@ -138,10 +174,16 @@ export class CairnServer {
     const memberDir = join(config.dataDir, 'member');
     const walDir = config.walDir || join(memberDir, 'wal');
     await mkdir(memberDir, { recursive: true, mode: 0o700 });
-    const { wal, contents } = await Wal.open(walDir);
+    let { wal, contents } = await Wal.open(walDir);
     if (contents.repairedTail) log.warn({ file: contents.repairedTail.file, offset: contents.repairedTail.offset }, 'cut a torn write off the end of the WAL');
     const fresh = contents.metadata === undefined;
-    const meta = fresh ? bootstrapMeta(config) : decodeMemberMeta(contents.metadata!);
+    let meta = fresh ? bootstrapMeta(config) : decodeMemberMeta(contents.metadata!);
+    if (!fresh && meta.name !== config.name) {
+      throw new Error(`data dir ${config.dataDir} belongs to member "${meta.name}" (${idToHex(meta.memberId)}), not "${config.name}": refusing to start it under another name`);
+    }
+    if (config.forceNewCluster && !fresh && meta.members.length > 1) {
+      ({ wal, contents, meta } = await forceNewCluster(config, walDir, wal, contents, meta, log));
+    }
     if (fresh) wal.appendMetadata(encodeMemberMeta(meta));
     const lastIndex = contents.entries.length ? contents.entries[contents.entries.length - 1].index : contents.snapshot?.index ?? 0;
     const clustered = meta.members.length > 1;
