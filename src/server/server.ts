@@ -54,6 +54,8 @@ interface Waiter {
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
   deadline: number;
+  /** The proposed entry's bytes, to forget the request if the entry never comes back. */
+  entry: Buffer;
 }
 
 /** etcd's request timeout: 5 s plus two election timeouts. */
@@ -346,6 +348,7 @@ export class CairnServer {
     for (const [id, w] of this.waiters) {
       if (w.deadline > now) continue;
       this.waiters.delete(id);
+      this.proposed.delete(w.entry); // a dropped proposal (leader change) never comes back
       w.reject(this.raftLog.leaderId === 0n ? Errors.noLeader() : Errors.timeout());
     }
   }
@@ -548,7 +551,7 @@ export class CairnServer {
     }
     this.proposed.set(entry, req);
     return new Promise((resolve, reject) => {
-      this.waiters.set(id, { resolve, reject, deadline: Date.now() + requestTimeoutMs(this.config) });
+      this.waiters.set(id, { resolve, reject, deadline: Date.now() + requestTimeoutMs(this.config), entry });
     });
   }
 
