@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCairnCluster, type Cluster, type ClusterMember } from '../helpers/cluster';
-import { Client } from '../../src/client';
+import { Client, ConnectFailedError, UnavailableError } from '../../src/client';
 
 // Failover against real 3-member cairn clusters: the member a client uses is kill -9'd.
 
@@ -104,6 +104,8 @@ describe('failover', () => {
     await c.put('x', '1');
     expect(c.activeEndpoint).toBe(leader.endpoint);
     await leader.kill9();
+    // Reads sent to a follower during the election may wait for cairn's read timeout
+    // ('etcdserver: request timed out', retried on the next member): about 6 s today.
     const g = await c.get('x');
     expect(g.kvs[0].valueString()).toBe('1');
     const p = await c.put('x', '2');
@@ -136,5 +138,32 @@ describe('failover', () => {
     g.keepAlive.stop();
     await sleep(3_500);
     expect((await reader.get('leased')).kvs).toEqual([]);
+  });
+
+  it('a put in flight when its member dies is not sent again (its fate is unknown); a get in flight is', async () => {
+    const { leader, followers } = await roles();
+    const [victim, other] = followers;
+    const c = client([victim, other, leader]);
+    await c.put('k', 'before');
+    expect(c.activeEndpoint).toBe(victim.endpoint);
+    // Stopped, the member accepts nothing more from its sockets: both calls stay in flight.
+    process.kill(victim.pid, 'SIGSTOP');
+    const put = c.put('k', 'during').then(
+      () => null,
+      (e: unknown) => e,
+    );
+    const get = c.get('k');
+    await sleep(300);
+    await victim.kill9();
+    const putErr = await put;
+    expect(putErr).toBeInstanceOf(UnavailableError);
+    expect(putErr).not.toBeInstanceOf(ConnectFailedError);
+    expect((await get).kvs[0].valueString()).toBe('before');
+    expect(c.activeEndpoint).not.toBe(victim.endpoint);
+    // The stopped member never forwarded the put, and the client did not send it again.
+    expect((await c.get('k')).kvs[0].valueString()).toBe('before');
+    // A put issued after the failure goes to a live member.
+    await c.put('k', 'after');
+    expect((await c.get('k')).kvs[0].valueString()).toBe('after');
   });
 });

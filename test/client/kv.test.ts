@@ -125,7 +125,6 @@ describe('KV and transactions: cairn answers as etcd does', () => {
     try {
       const onEtcd = await scenario(ec);
       const onCairn = await scenario(cc);
-      if (process.env.SHOW === "1") console.log(JSON.stringify(onEtcd));
       expect(onEtcd[0]).toEqual(['put a', 2, undefined]);
       expect(onCairn).toEqual(onEtcd);
     } finally {
