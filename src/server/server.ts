@@ -599,7 +599,10 @@ export class CairnServer {
     else this.proposed.delete(e.data);
     const id = toBigInt(req.id as Parameters<typeof toBigInt>[0], true);
     const waiter = this.waiters.get(id);
-    if (waiter) this.waiters.delete(id);
+    if (waiter) {
+      this.waiters.delete(id);
+      this.proposed.delete(waiter.entry); // on a follower the entry came back as other bytes
+    }
     const done = (resp: unknown): void => waiter?.resolve(resp);
     const failed = (err: unknown): void => {
       if (!(err instanceof EtcdError)) throw err; // not a client error: a bug; stop before corrupting more
