@@ -370,6 +370,10 @@ export const enum PeerEnvelope {
   LeaseRenewed = 2,
   /** A member's client URLs and name, pushed to the others: utf8 JSON {name, clientUrls}. */
   Attributes = 3,
+  /** A follower asks the leader how long a lease has left: u64 request id | i64 lease id. */
+  LeaseRemaining = 4,
+  /** The leader's answer: u64 request id | i64 seconds left (-1: expired or unknown). */
+  LeaseRemainingAnswer = 5,
 }
 
 export function withEnvelope(kind: PeerEnvelope, body: Uint8Array): Buffer {

@@ -400,33 +400,47 @@ export class CairnServer {
    */
   leaseKeepAlive(id: bigint): Promise<number> {
     if (this.stopping) return Promise.reject(Errors.stopped());
+    if (this.raftLog.leaderId === this.meta.memberId) return Promise.resolve(this.leaseExpiry.keepAlive(id) ?? 0);
+    return this.askLeader(PeerEnvelope.LeaseRenew, id);
+  }
+
+  /** Seconds a lease has left, as the leader (whose deadlines count) sees it; -1 when expired. */
+  private leaseRemaining(id: bigint): Promise<number> {
+    if (this.raftLog.leaderId === this.meta.memberId) return Promise.resolve(this.leaseExpiry.remainingSeconds(id));
+    return this.askLeader(PeerEnvelope.LeaseRemaining, id);
+  }
+
+  /** A lease question for the leader over the peer transport; answered with one number. */
+  private askLeader(kind: PeerEnvelope, leaseId: bigint): Promise<number> {
     const leader = this.raftLog.leaderId;
-    if (leader === this.meta.memberId) return Promise.resolve(this.leaseExpiry.keepAlive(id) ?? 0);
     if (leader === 0n || this.transport === undefined) return Promise.reject(Errors.noLeader());
     const reqId = ++this.renewSeq;
     const body = Buffer.alloc(16);
     body.writeBigUInt64BE(BigInt(reqId), 0);
-    body.writeBigInt64BE(id, 8);
+    body.writeBigInt64BE(leaseId, 8);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.renewals.delete(reqId);
         reject(Errors.timeout());
       }, LEASE_RENEW_TIMEOUT_MS);
       this.renewals.set(reqId, { resolve, timer });
-      this.transport!.send(leader, withEnvelope(PeerEnvelope.LeaseRenew, body));
+      this.transport!.send(leader, withEnvelope(kind, body));
     });
   }
 
   /** Peer messages that are not Raft's: lease renewals and member attributes. */
   onPeerMessage(from: bigint, kind: number, body: Buffer): void {
     try {
-      if (kind === PeerEnvelope.LeaseRenew && body.length === 16) {
-        const ttl = this.raftLog.leaderId === this.meta.memberId ? this.leaseExpiry.keepAlive(body.readBigInt64BE(8)) ?? 0 : 0;
+      if ((kind === PeerEnvelope.LeaseRenew || kind === PeerEnvelope.LeaseRemaining) && body.length === 16) {
+        const leading = this.raftLog.leaderId === this.meta.memberId;
+        const lease = body.readBigInt64BE(8);
+        const value =
+          kind === PeerEnvelope.LeaseRenew ? (leading ? this.leaseExpiry.keepAlive(lease) ?? 0 : 0) : leading ? this.leaseExpiry.remainingSeconds(lease) : -1;
         const answer = Buffer.alloc(16);
         body.copy(answer, 0, 0, 8);
-        answer.writeBigInt64BE(BigInt(ttl), 8);
-        this.transport?.send(from, withEnvelope(PeerEnvelope.LeaseRenewed, answer));
-      } else if (kind === PeerEnvelope.LeaseRenewed && body.length === 16) {
+        answer.writeBigInt64BE(BigInt(value), 8);
+        this.transport?.send(from, withEnvelope(kind === PeerEnvelope.LeaseRenew ? PeerEnvelope.LeaseRenewed : PeerEnvelope.LeaseRemainingAnswer, answer));
+      } else if ((kind === PeerEnvelope.LeaseRenewed || kind === PeerEnvelope.LeaseRemainingAnswer) && body.length === 16) {
         const reqId = Number(body.readBigUInt64BE(0));
         const pending = this.renewals.get(reqId);
         if (pending === undefined) return;
@@ -463,7 +477,7 @@ export class CairnServer {
     const lease: Lease | undefined = this.lessor.get(id);
     if (lease === undefined) return { ID: r.ID, TTL: -1 };
     const keys = r.keys ? [...lease.keys].sort().map((k) => Buffer.from(k, 'latin1')) : [];
-    return { ID: r.ID, TTL: this.leaseExpiry.remainingSeconds(id), grantedTTL: lease.ttlSeconds, keys };
+    return { ID: r.ID, TTL: await this.leaseRemaining(id), grantedTTL: lease.ttlSeconds, keys };
   }
 
   async leaseLeases(): Promise<etcdserverpb.ILeaseLeasesResponse> {
