@@ -15,7 +15,10 @@ export interface PeerHandlers {
 
 /** What the parts of a transport share. */
 export interface TransportContext {
-  readonly clusterId: bigint;
+  /** 0n until a member joining an existing cluster learns it from the first peer that dials in. */
+  clusterId: bigint;
+  /** Told once, when a joining member adopts the cluster ID of the first peer that dials in. */
+  readonly onClusterId: ((id: bigint) => void) | undefined;
   readonly memberId: bigint;
   readonly log: Logger;
   readonly limits: Limits;

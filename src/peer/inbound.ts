@@ -96,6 +96,12 @@ export class InboundConnection {
     if (frame.type !== FrameType.Hello) throw new ProtocolError(`expected a handshake, got frame type ${frame.type}`);
     const hello = decodeHello(frame.body);
     this.from = hello.fromId;
+    if (this.ctx.clusterId === 0n && hello.clusterId !== 0n && hello.toId === this.ctx.memberId) {
+      // A member joining an existing cluster does not know its ID until a member dials it.
+      this.ctx.clusterId = hello.clusterId;
+      this.ctx.log.info({ cluster_id: idHex(hello.clusterId), from: idHex(hello.fromId) }, 'joined the cluster of the first peer that dialed in');
+      this.ctx.onClusterId?.(hello.clusterId);
+    }
     let refusal = checkHello(hello, this.ctx.clusterId, this.ctx.memberId);
     if (refusal === undefined && hello.kind === StreamKind.Snapshot) {
       if (this.registry.acquireSnapshotSlot()) this.holdsSnapshotSlot = true;

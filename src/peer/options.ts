@@ -31,8 +31,10 @@ export const SNAPSHOT_INBOX_BYTES_MAX = 4 * 1024 * 1024;
 export const INBOUND_SNAPSHOTS_MAX = 4;
 
 export interface PeerTransportOptions {
-  /** uint64, full precision. */
+  /** uint64, full precision; 0n for a member joining an existing cluster (adopted from the first peer that dials in). */
   clusterId: bigint;
+  /** Called when a joining member adopts the cluster ID (see clusterId). */
+  onClusterId?: (id: bigint) => void;
   memberId: bigint;
   /** --listen-peer-urls: http://host:port (port 0: the OS picks, start() reports it), unix://path. */
   listenUrls: string[];

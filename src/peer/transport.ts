@@ -66,6 +66,7 @@ export class PeerTransport implements InboundRegistry {
     this.listenEndpoints = opts.listenUrls.map(parsePeerUrl);
     this.ctx = {
       clusterId: opts.clusterId,
+      onClusterId: opts.onClusterId,
       memberId: opts.memberId,
       log: this.log,
       limits: this.limits,

@@ -51,5 +51,10 @@ export const Errors = {
   stopped: e(Code.Unavailable, 'etcdserver: server stopped'),
   timeout: e(Code.Unavailable, 'etcdserver: request timed out'),
   corrupt: e(Code.DataLoss, 'etcdserver: corrupt cluster'),
+  memberExists: e(Code.FailedPrecondition, 'etcdserver: member ID already exist'),
+  peerUrlExists: e(Code.FailedPrecondition, 'etcdserver: Peer URLs already exists'),
+  memberNotFound: e(Code.NotFound, 'etcdserver: member not found'),
+  memberBadUrls: e(Code.InvalidArgument, 'etcdserver: given member URLs are invalid'),
+  memberNotLearner: e(Code.FailedPrecondition, 'etcdserver: can only promote a learner member'),
   notImplemented: (what: string): EtcdError => new EtcdError(Code.Unimplemented, `cairn: ${what} is not implemented yet`),
 };

@@ -12,6 +12,13 @@ export function computeMemberId(peerUrls: readonly string[], clusterToken: strin
   return hash.readBigUInt64BE(0);
 }
 
+/**
+ * Members added with `member add` get IDs from their peer URLs and this fixed salt (etcd adds
+ * the time instead), so the new member derives the same ID from its own flags. A removed
+ * member's peer URLs therefore cannot be added again under the same URLs.
+ */
+export const MEMBER_ADD_TOKEN = 'cairn-member-add';
+
 export function computeClusterId(memberIds: readonly bigint[]): bigint {
   const sorted = [...memberIds].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const b = Buffer.alloc(8 * sorted.length);

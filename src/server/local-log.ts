@@ -10,6 +10,8 @@ export interface CommittedEntry {
   index: number;
   term: number;
   data: Buffer;
+  /** A membership change (Raft applied it already); its context says what the server records. */
+  confChange?: { type: number; nodeId: bigint; context: Uint8Array };
 }
 
 export const ENTRY_NORMAL = 0;

@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { PeerTransport } from '../peer';
 import {
+  ConfChange,
   ConfState,
   Entry,
   EntryType,
@@ -223,6 +224,24 @@ export class RaftLog implements ReplicatedLog {
     );
   }
 
+  /** Proposes a membership change; throws an EtcdError when there is no leader. */
+  proposeConfChange(cc: ConfChange): void {
+    if (this.stopped) throw Errors.stopped();
+    if (this.lead === 0n) throw Errors.noLeader();
+    try {
+      this.node.proposeConfChange(cc);
+    } catch (e) {
+      if (e === ErrProposalDropped) throw Errors.noLeader();
+      throw e;
+    }
+    this.kick();
+  }
+
+  /** The members to dial at start (the replicated membership, once the store is open). */
+  setMembers(members: Map<bigint, string[]>): void {
+    this.opts.members = members;
+  }
+
   propose(data: Buffer): void {
     if (this.stopped) throw Errors.stopped();
     if (this.lead === 0n) throw Errors.noLeader();
@@ -348,8 +367,9 @@ export class RaftLog implements ReplicatedLog {
     const out: CommittedEntry[] = [];
     for (const e of entries) {
       if (e.type === EntryType.ConfChange) {
-        this.confState = this.node.applyConfChange(decodeConfChange(e.data));
-        out.push({ index: e.index, term: e.term, data: EMPTY });
+        const cc = decodeConfChange(e.data);
+        this.confState = this.node.applyConfChange(cc);
+        out.push({ index: e.index, term: e.term, data: EMPTY, confChange: cc });
       } else {
         out.push({ index: e.index, term: e.term, data: Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength) });
       }

@@ -23,7 +23,7 @@ import { ETCD_API_VERSION } from '../version';
 import { QUOTA_BACKEND_BYTES_DEFAULT, ServerConfig } from './config';
 import { asBuffer, int64, toBigInt, toNumber, uint64 } from './convert';
 import { Errors, EtcdError } from './errors';
-import { RequestIdGenerator, computeClusterId, computeMemberId, idToHex } from './ids';
+import { MEMBER_ADD_TOKEN, RequestIdGenerator, computeClusterId, computeMemberId, idToHex } from './ids';
 import { Alarm, AlarmType, Alarms } from './alarms';
 import { LeaseExpiry } from './lease-expiry';
 import { loadSnapshotFile, receiveSnapshotFile, snapshotChunks } from './snapshot';
@@ -31,6 +31,8 @@ import { CommittedEntry, LocalLog } from './local-log';
 import { ClusterMember, decodeMemberMeta, encodeMemberMeta, MemberMeta, parseInitialCluster } from './member-meta';
 import { PeerTransport } from '../peer';
 import { PeerEnvelope, RaftLog, withEnvelope } from './raft-log';
+import { Member, Membership } from './membership';
+import { ConfChangeType } from '../raft';
 import type { ReplicatedLog } from './replicated-log';
 
 // One cairn member: the WAL-backed log, the apply loop into mvcc, and the request paths the
@@ -81,6 +83,10 @@ async function forceNewCluster(
   const backend = await Backend.open(join(config.dataDir, 'member', 'db'), (err) => fatal(log, err, 'backend failed'));
   const store = await MvccStore.open(backend);
   const applied = store.consistentIndex;
+  const membership = new Membership(backend);
+  await membership.load(meta.members);
+  for (const m of membership.list()) if (m.id !== meta.memberId) membership.remove(m.id);
+  await backend.sync();
   await backend.close();
   await old.close();
   const term = contents.hardState?.term ?? 1;
@@ -97,6 +103,32 @@ async function forceNewCluster(
   await wal.close();
   const reopened = await Wal.open(walDir);
   return { wal: reopened.wal, contents: reopened.contents, meta: single };
+}
+
+const EMPTY_ENTRY = Buffer.alloc(0);
+
+function validPeerUrl(u: string): boolean {
+  try {
+    return ['http:', 'https:', 'unix:', 'unixs:'].includes(new URL(u).protocol);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The identity of a member joining a running cluster (--initial-cluster-state existing): its
+ * ID is derived from its peer URLs as `member add` derived it; the cluster ID is learned from
+ * the first member that dials in.
+ */
+function joinMeta(config: ServerConfig): MemberMeta {
+  const memberId = computeMemberId(config.initialAdvertisePeerUrls, MEMBER_ADD_TOKEN);
+  const members: ClusterMember[] = parseInitialCluster(config.initialCluster).map((m) => ({
+    id: m.name === config.name ? memberId : computeMemberId(m.peerUrls, config.initialClusterToken),
+    name: m.name,
+    peerUrls: m.peerUrls,
+  }));
+  if (!members.some((m) => m.name === config.name)) throw new Error(`couldn't find local name "${config.name}" in the initial cluster configuration`);
+  return { memberId, clusterId: 0n, name: config.name, members };
 }
 
 /** The identity of a member starting on an empty data dir, derived from its flags as etcd does. */
@@ -139,6 +171,8 @@ export class CairnServer {
   private renewSeq = 0;
   private readonly renewals = new Map<number, { resolve: (ttl: number) => void; timer: NodeJS.Timeout }>();
   private readonly clientUrlsOf = new Map<bigint, string[]>();
+  /** Names members announced: a member added by `member add` has none in the log until it starts. */
+  private readonly namesOf = new Map<bigint, string>();
   private announceTimer: NodeJS.Timeout | undefined;
   transport: PeerTransport | undefined;
   timeoutTimer: NodeJS.Timeout | undefined;
@@ -158,6 +192,7 @@ export class CairnServer {
     readonly store: MvccStore,
     readonly lessor: Lessor,
     readonly alarms: Alarms,
+    readonly membership: Membership,
     private readonly raftLog: ReplicatedLog,
     private readonly ids: RequestIdGenerator,
   ) {
@@ -179,14 +214,18 @@ export class CairnServer {
     let { wal, contents } = await Wal.open(walDir);
     if (contents.repairedTail) log.warn({ file: contents.repairedTail.file, offset: contents.repairedTail.offset }, 'cut a torn write off the end of the WAL');
     const fresh = contents.metadata === undefined;
-    let meta = fresh ? bootstrapMeta(config) : decodeMemberMeta(contents.metadata!);
+    const joining = fresh && config.initialClusterState === 'existing' && parseInitialCluster(config.initialCluster).length > 1;
+    let meta = fresh ? (joining ? joinMeta(config) : bootstrapMeta(config)) : decodeMemberMeta(contents.metadata!);
     if (!fresh && meta.name !== config.name) {
       throw new Error(`data dir ${config.dataDir} belongs to member "${meta.name}" (${idToHex(meta.memberId)}), not "${config.name}": refusing to start it under another name`);
     }
     if (config.forceNewCluster && !fresh && meta.members.length > 1) {
       ({ wal, contents, meta } = await forceNewCluster(config, walDir, wal, contents, meta, log));
     }
-    if (fresh) wal.appendMetadata(encodeMemberMeta(meta));
+    let adopted: Promise<bigint> | undefined;
+    let adopt: (id: bigint) => void = () => undefined;
+    if (joining) adopted = new Promise((resolve) => (adopt = resolve));
+    else if (fresh) wal.appendMetadata(encodeMemberMeta(meta));
     const lastIndex = contents.entries.length ? contents.entries[contents.entries.length - 1].index : contents.snapshot?.index ?? 0;
     const clustered = meta.members.length > 1;
     let transport: PeerTransport | undefined;
@@ -199,9 +238,6 @@ export class CairnServer {
       wal.appendHardState({ term, vote: meta.memberId, commit: lastIndex });
       raftLog = new LocalLog(wal, lastIndex, term, meta.memberId);
     } else {
-      if (fresh && config.initialClusterState === 'existing') {
-        throw new Error('--initial-cluster-state existing: joining a running cluster (member add) is not implemented yet');
-      }
       const handlers = {
         onMessage: (from: bigint, m: Uint8Array) => {
           if (m[0] === PeerEnvelope.Raft) rl.receive(m.subarray(1));
@@ -209,8 +245,15 @@ export class CairnServer {
         },
         onSnapshot: (_from: bigint, metadata: Uint8Array, data: AsyncIterable<Buffer>) => rl.receiveSnapshot(metadata, data),
       };
-      transport = new PeerTransport({ clusterId: meta.clusterId, memberId: meta.memberId, listenUrls: config.listenPeerUrls, logger: log }, handlers);
+      transport = new PeerTransport({ clusterId: meta.clusterId, memberId: meta.memberId, listenUrls: config.listenPeerUrls, logger: log, onClusterId: (id) => adopt(id) }, handlers);
       await transport.start();
+      if (adopted) {
+        // A member added with `member add` learns its cluster from the first member that
+        // dials it (once the add is applied there), then starts with an empty log.
+        log.info({ member_id: idToHex(meta.memberId) }, 'waiting for a member of the existing cluster to dial in');
+        meta = { ...meta, clusterId: await adopted };
+        wal.appendMetadata(encodeMemberMeta(meta));
+      }
       const rl: RaftLog = new RaftLog({
         memberId: meta.memberId,
         members: new Map(meta.members.map((m) => [m.id, m.peerUrls])),
@@ -220,7 +263,7 @@ export class CairnServer {
         contents,
         transport,
         log,
-        bootstrap: fresh,
+        bootstrap: fresh && !joining,
         readTimeoutMs: requestTimeoutMs(config),
         snapshotData: () => memberRef!.snapshot(),
         installSnapshot: (data) => memberRef!.installSnapshot(data),
@@ -234,7 +277,15 @@ export class CairnServer {
     const store = await MvccStore.open(backend);
     const lessor = await Lessor.open(backend, store);
     const alarms = await Alarms.open(backend);
-    const server = new CairnServer(config, log, meta, wal, backend, store, lessor, alarms, raftLog, new RequestIdGenerator(meta.memberId, Date.now()));
+    const membership = new Membership(backend);
+    await membership.load(joining ? [] : meta.members);
+    const server = new CairnServer(config, log, meta, wal, backend, store, lessor, alarms, membership, raftLog, new RequestIdGenerator(meta.memberId, Date.now()));
+    if (raftLog instanceof RaftLog) {
+      const peers = new Map(meta.members.map((m) => [m.id, m.peerUrls]));
+      for (const m of membership.list()) if (m.peerUrls.length > 0) peers.set(m.id, m.peerUrls);
+      for (const id of [...peers.keys()]) if (membership.wasRemoved(id)) peers.delete(id);
+      raftLog.setMembers(peers);
+    }
     server.transport = transport;
     memberRef = server;
     if (store.consistentIndex > lastIndex && clustered) {
@@ -448,9 +499,15 @@ export class CairnServer {
         clearTimeout(pending.timer);
         pending.resolve(Number(body.readBigInt64BE(8)));
       } else if (kind === PeerEnvelope.Attributes) {
-        const attrs = JSON.parse(body.toString('utf8')) as { name?: unknown; clientUrls?: unknown };
+        const attrs = JSON.parse(body.toString('utf8')) as { name?: unknown; clientUrls?: unknown; peerUrls?: unknown };
         if (Array.isArray(attrs.clientUrls) && attrs.clientUrls.every((u) => typeof u === 'string')) {
           this.clientUrlsOf.set(from, attrs.clientUrls as string[]);
+        }
+        if (typeof attrs.name === 'string') this.namesOf.set(from, attrs.name);
+        // A member that just joined knows no one yet: it learns its peers as they announce.
+        const urls = attrs.peerUrls;
+        if (this.transport && Array.isArray(urls) && urls.every((u) => typeof u === 'string') && !this.transport.stats().has(from)) {
+          this.transport.addPeer(from, urls as string[]);
         }
       }
     } catch (e) {
@@ -467,8 +524,11 @@ export class CairnServer {
   /** Tells the other members this member's client URLs, now and periodically (they are not persisted). */
   private announceAttributes(): void {
     if (this.transport === undefined) return;
-    const body = Buffer.from(JSON.stringify({ name: this.meta.name, clientUrls: this.config.advertiseClientUrls }), 'utf8');
-    for (const m of this.meta.members) if (m.id !== this.meta.memberId) this.transport.send(m.id, withEnvelope(PeerEnvelope.Attributes, body));
+    const body = Buffer.from(
+      JSON.stringify({ name: this.meta.name, clientUrls: this.config.advertiseClientUrls, peerUrls: this.config.initialAdvertisePeerUrls }),
+      'utf8',
+    );
+    for (const id of this.transport.stats().keys()) this.transport.send(id, withEnvelope(PeerEnvelope.Attributes, body));
   }
 
   async leaseTimeToLive(r: etcdserverpb.ILeaseTimeToLiveRequest): Promise<etcdserverpb.ILeaseTimeToLiveResponse> {
@@ -483,6 +543,107 @@ export class CairnServer {
   async leaseLeases(): Promise<etcdserverpb.ILeaseLeasesResponse> {
     await this.linearizableReadBarrier();
     return { leases: this.lessor.all().map((l) => ({ ID: int64(l.id) })) };
+  }
+
+  // ---- membership ----------------------------------------------------------------------
+
+  memberList(): etcdserverpb.IMember[] {
+    return this.membership.list().map((m) => this.memberToWire(m));
+  }
+
+  memberAdd(r: etcdserverpb.IMemberAddRequest): Promise<etcdserverpb.IMemberAddResponse> {
+    const peerUrls = r.peerURLs ?? [];
+    if (peerUrls.length === 0 || !peerUrls.every(validPeerUrl)) return Promise.reject(Errors.memberBadUrls());
+    const used = new Set(this.membership.list().flatMap((m) => m.peerUrls));
+    if (peerUrls.some((u) => used.has(u))) return Promise.reject(Errors.peerUrlExists());
+    const id = computeMemberId(peerUrls, MEMBER_ADD_TOKEN);
+    if (this.membership.get(id) || this.membership.wasRemoved(id)) return Promise.reject(Errors.memberExists());
+    const member: Member = { id, name: '', peerUrls, isLearner: r.isLearner === true };
+    return this.proposeMembership(r.isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, member) as Promise<etcdserverpb.IMemberAddResponse>;
+  }
+
+  memberRemove(r: etcdserverpb.IMemberRemoveRequest): Promise<etcdserverpb.IMemberRemoveResponse> {
+    const m = this.membership.get(toBigInt(r.ID, true));
+    if (m === undefined) return Promise.reject(Errors.memberNotFound());
+    return this.proposeMembership(ConfChangeType.RemoveNode, m) as Promise<etcdserverpb.IMemberRemoveResponse>;
+  }
+
+  memberPromote(r: etcdserverpb.IMemberPromoteRequest): Promise<etcdserverpb.IMemberPromoteResponse> {
+    const m = this.membership.get(toBigInt(r.ID, true));
+    if (m === undefined) return Promise.reject(Errors.memberNotFound());
+    if (!m.isLearner) return Promise.reject(Errors.memberNotLearner());
+    return this.proposeMembership(ConfChangeType.AddNode, { ...m, isLearner: false }) as Promise<etcdserverpb.IMemberPromoteResponse>;
+  }
+
+  memberUpdate(r: etcdserverpb.IMemberUpdateRequest): Promise<etcdserverpb.IMemberUpdateResponse> {
+    const m = this.membership.get(toBigInt(r.ID, true));
+    if (m === undefined) return Promise.reject(Errors.memberNotFound());
+    const peerUrls = r.peerURLs ?? [];
+    if (peerUrls.length === 0 || !peerUrls.every(validPeerUrl)) return Promise.reject(Errors.memberBadUrls());
+    return this.propose({ memberUpdate: r }, 0) as Promise<etcdserverpb.IMemberUpdateResponse>;
+  }
+
+  private memberToWire(m: Member): etcdserverpb.IMember {
+    const name = m.name || (m.id === this.meta.memberId ? this.meta.name : this.namesOf.get(m.id) ?? '');
+    return { ID: uint64(m.id), name, peerURLs: m.peerUrls, clientURLs: this.clientUrls(m.id), isLearner: m.isLearner };
+  }
+
+  /** Membership changes go through Raft as configuration changes; the waiter is resolved when one is applied. */
+  private proposeMembership(type: ConfChangeType, member: Member): Promise<unknown> {
+    if (!(this.raftLog instanceof RaftLog)) return Promise.reject(Errors.notImplemented('membership changes on a member started without peers'));
+    if (this.stopping) return Promise.reject(Errors.stopped());
+    const reqId = this.ids.next();
+    const context = Buffer.from(JSON.stringify({ reqId: reqId.toString(), name: member.name, peerUrls: member.peerUrls, isLearner: member.isLearner }), 'utf8');
+    try {
+      this.raftLog.proposeConfChange({ type, nodeId: member.id, context });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise((resolve, reject) => {
+      this.waiters.set(reqId, { resolve, reject, deadline: Date.now() + requestTimeoutMs(this.config), entry: EMPTY_ENTRY });
+    });
+  }
+
+  /** Records an applied membership change and answers its proposer. */
+  private applyConfChange(cc: { type: number; nodeId: bigint; context: Uint8Array }): void {
+    let ctx: { reqId?: string; name?: string; peerUrls?: string[]; isLearner?: boolean } = {};
+    try {
+      if (cc.context.length > 0) ctx = JSON.parse(Buffer.from(cc.context).toString('utf8'));
+    } catch {
+      ctx = {};
+    }
+    const existing = this.membership.get(cc.nodeId);
+    if (cc.type === ConfChangeType.RemoveNode) {
+      if (existing) this.membership.remove(cc.nodeId);
+      if (cc.nodeId !== this.meta.memberId) this.transport?.removePeer(cc.nodeId);
+    } else if (ctx.peerUrls !== undefined || existing === undefined) {
+      // The bootstrap entries carry no context: their members come from the initial cluster.
+      const initial = this.meta.members.find((x) => x.id === cc.nodeId);
+      const m: Member = {
+        id: cc.nodeId,
+        name: existing?.name || ctx.name || initial?.name || '',
+        peerUrls: ctx.peerUrls ?? (existing && existing.peerUrls.length > 0 ? existing.peerUrls : initial?.peerUrls ?? []),
+        isLearner: cc.type === ConfChangeType.AddLearnerNode,
+      };
+      this.membership.put(m);
+      if (cc.nodeId !== this.meta.memberId && this.transport && !this.transport.stats().has(cc.nodeId) && m.peerUrls.length > 0) {
+        this.transport.addPeer(cc.nodeId, m.peerUrls);
+      }
+    } else if (existing) {
+      this.membership.put({ ...existing, isLearner: cc.type === ConfChangeType.AddLearnerNode });
+    }
+    this.log.info({ change: ConfChangeType[cc.type], member: idToHex(cc.nodeId) }, 'membership changed');
+    const reqId = ctx.reqId !== undefined ? BigInt(ctx.reqId) : undefined;
+    const waiter = reqId !== undefined ? this.waiters.get(reqId) : undefined;
+    if (waiter && reqId !== undefined) {
+      this.waiters.delete(reqId);
+      const member = this.membership.get(cc.nodeId) ?? { id: cc.nodeId, name: ctx.name ?? '', peerUrls: ctx.peerUrls ?? [], isLearner: false };
+      waiter.resolve({ header: { revision: this.store.currentRevision }, member: this.memberToWire(member), members: this.memberList() });
+    }
+    if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.meta.memberId) {
+      this.log.warn('this member was removed from the cluster; stopping');
+      setTimeout(() => process.kill(process.pid, 'SIGTERM'), 200).unref();
+    }
   }
 
   // ---- maintenance ---------------------------------------------------------------------
@@ -607,6 +768,10 @@ export class CairnServer {
   }
 
   private applyEntry(e: CommittedEntry): Promise<void> | undefined {
+    if (e.confChange) {
+      this.applyConfChange(e.confChange);
+      return undefined;
+    }
     if (e.data.length === 0) return undefined;
     let req = this.proposed.get(e.data);
     if (req === undefined) req = cairnpb.InternalRequest.decode(e.data);
@@ -660,6 +825,17 @@ export class CairnServer {
         } catch (err) {
           if (err instanceof LeaseNotFoundError) failed(Errors.leaseNotFound());
           else throw err;
+        }
+      } else if (req.memberUpdate) {
+        const id = toBigInt(req.memberUpdate.ID, true);
+        const m = this.membership.get(id);
+        if (m === undefined) {
+          failed(Errors.memberNotFound());
+        } else {
+          const updated = { ...m, peerUrls: req.memberUpdate.peerURLs ?? [] };
+          this.membership.put(updated);
+          if (id !== this.meta.memberId) this.transport?.updatePeer(id, updated.peerUrls);
+          done({ header: { revision: this.store.currentRevision }, members: this.memberList() });
         }
       } else if (req.alarm) {
         const a: Alarm = { memberId: toBigInt(req.alarm.memberID, true), type: (req.alarm.alarm ?? 0) as AlarmType };
@@ -720,6 +896,10 @@ export class CairnServer {
       await this.store.reload();
       await this.lessor.load(this.store);
       await this.alarms.load();
+      await this.membership.load([]);
+      for (const m of this.membership.list()) {
+        if (m.id !== this.meta.memberId && this.transport && !this.transport.stats().has(m.id) && m.peerUrls.length > 0) this.transport.addPeer(m.id, m.peerUrls);
+      }
       this.applied = this.store.consistentIndex;
       this.snapshotIndex = this.applied;
       this.leaseExpiry.resetAll();
