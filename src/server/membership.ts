@@ -5,12 +5,14 @@ import type { ClusterMember } from './member-meta';
 // entries (add, remove, promote, update), so every member agrees. Kept in LevelDB beside
 // the store (and so inside snapshots); seeded from the members the cluster started with.
 //
-// LevelDB layout, format version 1:  "M" | member id (u64be) -> utf8 JSON {v:1, name, peerUrls, isLearner}
+// LevelDB layout, format version 1:  "M" | member id (u64be) -> utf8 JSON {v:1, name, peerUrls, clientUrls, isLearner}
 
 const MEMBER_PREFIX = 0x4d; // 'M'
 
 export interface Member extends ClusterMember {
   isLearner: boolean;
+  /** Published by the member itself once it runs (empty until then). */
+  clientUrls?: string[];
 }
 
 export class Membership {
@@ -27,9 +29,9 @@ export class Membership {
     await this.backend.scan(Buffer.of(MEMBER_PREFIX), Buffer.of(MEMBER_PREFIX + 1), (chunk) => {
       for (const [k, v] of chunk) {
         const id = k.readBigUInt64BE(1);
-        const m = JSON.parse(v.toString('utf8')) as { v: number; name: string; peerUrls: string[]; isLearner: boolean; removed?: boolean };
+        const m = JSON.parse(v.toString('utf8')) as { v: number; name: string; peerUrls: string[]; clientUrls?: string[]; isLearner: boolean; removed?: boolean };
         if (m.removed) this.removed.add(id);
-        else this.members.set(id, { id, name: m.name, peerUrls: m.peerUrls, isLearner: m.isLearner });
+        else this.members.set(id, { id, name: m.name, peerUrls: m.peerUrls, clientUrls: m.clientUrls ?? [], isLearner: m.isLearner });
       }
     });
     if (this.members.size === 0) for (const m of initial) this.put({ ...m, isLearner: false });
@@ -50,7 +52,7 @@ export class Membership {
   /** Adds or replaces a member (written with the apply batch). */
   put(m: Member): void {
     this.members.set(m.id, m);
-    this.backend.put(key(m.id), Buffer.from(JSON.stringify({ v: 1, name: m.name, peerUrls: m.peerUrls, isLearner: m.isLearner }), 'utf8'));
+    this.backend.put(key(m.id), Buffer.from(JSON.stringify({ v: 1, name: m.name, peerUrls: m.peerUrls, clientUrls: m.clientUrls ?? [], isLearner: m.isLearner }), 'utf8'));
   }
 
   remove(id: bigint): void {

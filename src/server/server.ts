@@ -173,6 +173,7 @@ export class CairnServer {
   private readonly clientUrlsOf = new Map<bigint, string[]>();
   /** Names members announced: a member added by `member add` has none in the log until it starts. */
   private readonly namesOf = new Map<bigint, string>();
+  private publishing = false;
   private announceTimer: NodeJS.Timeout | undefined;
   transport: PeerTransport | undefined;
   timeoutTimer: NodeJS.Timeout | undefined;
@@ -508,6 +509,7 @@ export class CairnServer {
         const urls = attrs.peerUrls;
         if (this.transport && Array.isArray(urls) && urls.every((u) => typeof u === 'string') && !this.transport.stats().has(from)) {
           this.transport.addPeer(from, urls as string[]);
+          this.announceAttributes();
         }
       }
     } catch (e) {
@@ -518,12 +520,32 @@ export class CairnServer {
   /** Client URLs a member announced (its own come from the flags). */
   clientUrls(id: bigint): string[] {
     if (id === this.meta.memberId) return this.config.advertiseClientUrls;
-    return this.clientUrlsOf.get(id) ?? [];
+    const published = this.membership.get(id)?.clientUrls;
+    return published && published.length > 0 ? published : this.clientUrlsOf.get(id) ?? [];
+  }
+
+  /**
+   * Publishes this member's name and client URLs through the log when the membership does
+   * not have them yet (etcd publishes its attributes the same way at start). Retried on the
+   * announcement timer until applied.
+   */
+  private publishAttributes(): void {
+    const self = this.membership.get(this.meta.memberId);
+    if (self === undefined || this.raftLog.leaderId === 0n || this.publishing) return;
+    const urls = this.config.advertiseClientUrls;
+    const peerUrls = this.config.initialAdvertisePeerUrls;
+    const same = (a: string[] | undefined, b: string[]): boolean => JSON.stringify(a ?? []) === JSON.stringify(b);
+    if (self.name === this.meta.name && same(self.clientUrls, urls) && same(self.peerUrls, peerUrls)) return;
+    this.publishing = true;
+    this.propose({ memberAttributes: { ID: uint64(this.meta.memberId), name: this.meta.name, clientURLs: urls, peerURLs: peerUrls } }, 0)
+      .catch(() => undefined)
+      .finally(() => (this.publishing = false));
   }
 
   /** Tells the other members this member's client URLs, now and periodically (they are not persisted). */
   private announceAttributes(): void {
     if (this.transport === undefined) return;
+    this.publishAttributes();
     const body = Buffer.from(
       JSON.stringify({ name: this.meta.name, clientUrls: this.config.advertiseClientUrls, peerUrls: this.config.initialAdvertisePeerUrls }),
       'utf8',
@@ -826,6 +848,12 @@ export class CairnServer {
           if (err instanceof LeaseNotFoundError) failed(Errors.leaseNotFound());
           else throw err;
         }
+      } else if (req.memberAttributes) {
+        const id = toBigInt(req.memberAttributes.ID, true);
+        const m = this.membership.get(id);
+        const peerUrls = req.memberAttributes.peerURLs ?? [];
+        if (m) this.membership.put({ ...m, name: req.memberAttributes.name ?? m.name, clientUrls: req.memberAttributes.clientURLs ?? [], peerUrls: peerUrls.length > 0 ? peerUrls : m.peerUrls });
+        done({});
       } else if (req.memberUpdate) {
         const id = toBigInt(req.memberUpdate.ID, true);
         const m = this.membership.get(id);
