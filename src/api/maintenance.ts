@@ -2,7 +2,6 @@ import type { ServerWritableStream, ServiceDefinition, UntypedServiceImplementat
 import type { Logger } from 'pino';
 import { etcdserverpb } from '../gen/proto';
 import { toBigInt } from '../server/convert';
-import { EtcdError, Code } from '../server/errors';
 import { CairnServer } from '../server/server';
 import { method } from './codec';
 import { ErrorMapper } from './status';
@@ -30,11 +29,7 @@ export function maintenanceImplementation(member: CairnServer, errors: ErrorMapp
     Defragment: unary(noCheck, () => member.defragment()),
     Hash: unary(noCheck, () => member.hash()),
     HashKV: unary(noCheck, (r: etcdserverpb.HashKVRequest) => member.hashKV(r)),
-    MoveLeader: unary(noCheck, (r: etcdserverpb.MoveLeaderRequest) => {
-      // A single member is the leader already; any other target is not a member.
-      if (toBigInt(r.targetID, true) === member.meta.memberId) return {};
-      throw new EtcdError(Code.FailedPrecondition, 'etcdserver: bad leader transferee');
-    }),
+    MoveLeader: unary(noCheck, (r: etcdserverpb.MoveLeaderRequest) => member.moveLeader(toBigInt(r.targetID, true))),
     Snapshot: (call: ServerWritableStream<etcdserverpb.SnapshotRequest, etcdserverpb.ISnapshotResponse>) => {
       void (async () => {
         try {

@@ -51,6 +51,8 @@ export const Errors = {
   stopped: e(Code.Unavailable, 'etcdserver: server stopped'),
   timeout: e(Code.Unavailable, 'etcdserver: request timed out'),
   corrupt: e(Code.DataLoss, 'etcdserver: corrupt cluster'),
+  badLeaderTransferee: e(Code.FailedPrecondition, 'etcdserver: bad leader transferee'),
+  timeoutLeaderTransfer: e(Code.DeadlineExceeded, 'etcdserver: request timed out, leader transfer took too long'),
   memberExists: e(Code.FailedPrecondition, 'etcdserver: member ID already exist'),
   peerUrlExists: e(Code.FailedPrecondition, 'etcdserver: Peer URLs already exists'),
   memberNotFound: e(Code.NotFound, 'etcdserver: member not found'),

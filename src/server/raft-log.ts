@@ -224,6 +224,12 @@ export class RaftLog implements ReplicatedLog {
     );
   }
 
+  /** Asks Raft to hand leadership to `to` (the target catches up, then campaigns at once). */
+  transferLeader(to: bigint): void {
+    this.node.transferLeader(to);
+    this.kick();
+  }
+
   /** Proposes a membership change; throws an EtcdError when there is no leader. */
   proposeConfChange(cc: ConfChange): void {
     if (this.stopped) throw Errors.stopped();

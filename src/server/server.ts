@@ -569,6 +569,22 @@ export class CairnServer {
 
   // ---- membership ----------------------------------------------------------------------
 
+  /** etcd's MoveLeader: only the leader can hand over, to a voting member; waits for the change. */
+  async moveLeader(target: bigint): Promise<etcdserverpb.IMoveLeaderResponse> {
+    const leader = this.raftLog.leaderId;
+    if (target === this.meta.memberId && leader === target) return {};
+    if (leader !== this.meta.memberId) throw Errors.notLeader();
+    const m = this.membership.get(target);
+    if (m === undefined || m.isLearner || !(this.raftLog instanceof RaftLog)) throw Errors.badLeaderTransferee();
+    this.raftLog.transferLeader(target);
+    const deadline = Date.now() + requestTimeoutMs(this.config);
+    while (this.raftLog.leaderId !== target) {
+      if (Date.now() > deadline) throw Errors.timeoutLeaderTransfer();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return {};
+  }
+
   memberList(): etcdserverpb.IMember[] {
     return this.membership.list().map((m) => this.memberToWire(m));
   }

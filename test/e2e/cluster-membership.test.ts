@@ -117,4 +117,16 @@ describe('membership changes', () => {
     await waitForLine(d, (ls) => JSON.stringify(ls) === JSON.stringify(before), 'the same member list on d after the restart');
     expect((await ctl(d, 'get', 'after', '--print-value-only')).trim()).toBe('remove');
   });
+
+  it('move-leader hands leadership to the chosen member', async () => {
+    const leader = await cluster.leader();
+    const target = cluster.members.find((m) => m !== leader)!;
+    // The raw text: member IDs are uint64, beyond what JSON.parse keeps exactly.
+    const raw = await ctl(target, 'endpoint', 'status', '-w', 'json');
+    const targetId = BigInt(/"member_id":(\d+)/.exec(raw)![1]).toString(16);
+    expect(await ctl(leader, 'move-leader', targetId)).toContain(`to ${targetId}`);
+    expect((await cluster.leader()).name).toBe(target.name);
+    const learnerless = await etcdctl(leader.endpoint, ['move-leader', '1234']);
+    expect(learnerless.code).not.toBe(0);
+  });
 });
