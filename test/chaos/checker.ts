@@ -233,7 +233,7 @@ export function toOperations(events: HistoryEvent[]): Operation[] {
 export interface CheckOptions {
   /** Max search steps per key (default 2,000,000). */
   maxSteps?: number;
-  /** Wall-clock budget in ms for the whole check (default 60 s). */
+  /** Wall-clock budget in ms per key (default 60 s). */
   timeoutMs?: number;
 }
 
@@ -434,7 +434,6 @@ function reductions(ops: Operation[]): Operation[][] {
 
 export function checkOperations(ops: Operation[], options: CheckOptions = {}): CheckResult {
   const maxSteps = options.maxSteps ?? 2_000_000;
-  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   const byKey = new Map<string, Operation[]>();
   for (const o of ops) {
     let l = byKey.get(o.key);
@@ -454,6 +453,7 @@ export function checkOperations(ops: Operation[], options: CheckOptions = {}): C
     // Only the last (full) history decides a violation; a reduced one can only prove 'ok'.
     let result: KeyResult | null = null;
     let steps = 0;
+    const deadline = Date.now() + (options.timeoutMs ?? 60_000);
     for (const reduced of reductions(kops)) {
       const r = checkKeyOperations(key, reduced, { maxSteps, deadline });
       steps += r.steps;

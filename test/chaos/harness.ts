@@ -402,20 +402,32 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     // Final reads (recorded in the history too: they close the linearizability check).
     const finalValues: Record<string, string | null> = {};
     for (const k of ctx.keys) finalValues[k] = await finalRead(ctx, k);
-    const finalRev = converged ? Math.max(...converged.map((s) => s.revision)) : 0;
-    // Each member's full history, from a fresh watch from revision 1.
+    // Each member's full history, from a fresh watch from revision 1, up to its own revision.
+    const memberRevs: number[] = [];
+    for (const [i, m] of cluster.members.entries()) {
+      try {
+        const r = await unary(ctx.channels[i], 'Range', pb.RangeRequest, pb.RangeResponse, { key: Buffer.from(KEY_PREFIX), rangeEnd: Buffer.from(prefixEnd(KEY_PREFIX)), serializable: true, countOnly: true }, 10_000);
+        memberRevs.push(Number(r.header!.revision));
+      } catch (e) {
+        errors.push(`member ${m.name} does not answer after the run: ${e instanceof Error ? e.message : String(e)}`);
+        memberRevs.push(0);
+      }
+    }
+    const finalRev = Math.max(...memberRevs);
+    if (memberRevs.some((r) => r !== finalRev)) errors.push(`members end at different revisions: ${cluster.members.map((m, i) => `${m.name}=${memberRevs[i]}`).join(' ')}${converged ? '' : ' (not converged)'}`);
     refWatchers = cluster.members.map((m, i) => new Watcher(`reference@${m.name}`, watchChannels[i], 1, false));
     const refs: Record<string, WatchEvent[]> = {};
     for (const [i, w] of refWatchers.entries()) {
-      if (!(await w.waitFor(finalRev, 30_000))) errors.push(`reference watch on ${cluster.members[i].name} stalled at revision ${w.lastRev} < ${finalRev}`);
+      if (!(await w.waitFor(memberRevs[i], 30_000))) errors.push(`reference watch on ${cluster.members[i].name} stalled at revision ${w.lastRev} < ${memberRevs[i]}`);
       refs[cluster.members[i].name] = w.events;
     }
-    // The run's watchers must catch up too.
-    for (const w of watchers) if (!(await w.waitFor(finalRev, 30_000))) log(`chaos: ${w.name} did not catch up (at ${w.lastRev} < ${finalRev})`);
-    const watcherLogs: WatcherLog[] = watchers.map((w) => ({ name: w.name, startRevision: 1, events: w.events, caughtUp: w.lastRev >= finalRev }));
-    for (const w of watchers) {
-      if (w.lastRev < finalRev) errors.push(`${w.name} stalled at revision ${w.lastRev} < ${finalRev} (${w.reconnects} reconnects)`);
+    // The run's watchers must catch up with their member too.
+    const watcherLogs: WatcherLog[] = [];
+    for (const [i, w] of watchers.entries()) {
+      const caughtUp = await w.waitFor(memberRevs[i], 30_000);
+      if (!caughtUp) errors.push(`${w.name} stalled at revision ${w.lastRev} < ${memberRevs[i]} (${w.reconnects} reconnects)`);
       for (const c of w.canceled) errors.push(`${w.name} was canceled: ${c}`);
+      watcherLogs.push({ name: w.name, member: cluster.members[i].name, startRevision: 1, events: w.events, caughtUp });
     }
 
     // Write everything down before checking (checks can be slow).
@@ -425,17 +437,26 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     log(`chaos: history written to ${historyPath}`);
 
     const ops = toOperations(ctx.history.events);
-    const lin = checkHistory(ctx.history.events, { timeoutMs: 120_000, maxSteps: 5_000_000 });
+    const lin = checkHistory(ctx.history.events, { timeoutMs: 30_000, maxSteps: 3_000_000 });
     const watch = checkWatches(watcherLogs, refs);
-    const ack = checkAcknowledgedWrites(ops, refs[cluster.members[0].name] ?? [], finalValues, ctx.invokedWrites);
+    // Acknowledged writes against every member's history.
+    const acks = cluster.members.map((m) => checkAcknowledgedWrites(ops, refs[m.name] ?? [], finalValues, ctx.invokedWrites));
+    const ack = acks[0];
 
     const violations = [...errors];
+    const capped = (what: string, xs: string[], max = 10): void => {
+      for (const x of xs.slice(0, max)) violations.push(`${what}: ${x}`);
+      if (xs.length > max) violations.push(`${what}: ... and ${xs.length - max} more`);
+    };
     for (const k of lin.keys) if (k.verdict === 'violation') violations.push(`linearizability: ${k.explanation}`);
-    for (const v of watch.violations) violations.push(`watch ${v.watcher}: ${v.kind}: ${v.detail}`);
-    for (const l of ack.lost) violations.push(`lost write: ${l}`);
-    for (const p of ack.phantoms) violations.push(`phantom write: ${p}`);
-    for (const d of ack.duplicates) violations.push(`duplicate apply: ${d}`);
-    for (const f of ack.finalMismatches) violations.push(`final value: ${f}`);
+    capped('watch', watch.violations.map((v) => `${v.watcher}: ${v.kind}: ${v.detail}`), 20);
+    for (const [i, m] of cluster.members.entries()) {
+      const a = acks[i];
+      capped(`lost write on ${m.name}`, a.lost);
+      capped(`phantom write on ${m.name}`, a.phantoms);
+      capped(`duplicate apply on ${m.name}`, a.duplicates);
+      if (i === 0) capped('final value', a.finalMismatches);
+    }
     const warnings = lin.keys.filter((k) => k.verdict === 'unknown').map((k) => `linearizability of ${k.key}: unknown (search bound hit after ${k.steps} steps, ${k.operations} operations)`);
 
     const byOutcome: Record<string, number> = {};
@@ -452,10 +473,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         .map(([k, v]) => `${k}=${v}`)
         .join(' ')}`,
       `faults: ${Object.entries(faults).map(([k, v]) => `${k}=${v}`).join(' ') || 'none'}`,
-      `final revision: ${finalRev}; watch events: ${Object.entries(watch.counts).map(([k, v]) => `${k}=${v}`).join(' ')}; reconnects: ${watchers.map((w) => `${w.name}=${w.reconnects}`).join(' ')}`,
+      `final revision: ${cluster.members.map((m, i) => `${m.name}=${memberRevs[i]}`).join(' ')}; watch events: ${Object.entries(watch.counts).map(([k, v]) => `${k}=${v}`).join(' ')}; reconnects: ${watchers.map((w) => `${w.name}=${w.reconnects}`).join(' ')}`,
       `linearizability: ${lin.verdict} (${lin.keys.map((k) => `${k.key}: ${k.verdict}, ${k.operations} ops, ${k.steps} steps`).join('; ')})`,
       `watch: ${watch.ok ? 'ok' : `${watch.violations.length} violations`}`,
-      `acknowledged writes: ${ack.acknowledged}, lost: ${ack.lost.length}, phantoms: ${ack.phantoms.length}, duplicates: ${ack.duplicates.length}, final mismatches: ${ack.finalMismatches.length}`,
+      `acknowledged writes: ${ack.acknowledged}; lost: ${cluster.members.map((m, i) => `${m.name}=${acks[i].lost.length}`).join(' ')}; phantoms: ${acks.reduce((n, a) => n + a.phantoms.length, 0)}; duplicates: ${acks.reduce((n, a) => n + a.duplicates.length, 0)}; final mismatches: ${ack.finalMismatches.length}`,
       `history: ${historyPath}`,
       violations.length === 0 ? 'VERDICT: PASS' + (warnings.length ? ` (with ${warnings.length} unknown)` : '') : `VERDICT: FAIL (${violations.length} violations)`,
     ].join('\n');

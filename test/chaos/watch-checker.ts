@@ -31,6 +31,8 @@ export interface WatcherLog {
    * tail is a gap). When false, only events up to the last revision it saw are required.
    */
   caughtUp: boolean;
+  /** Which reference (member) to check against; default the first. */
+  member?: string;
 }
 
 export interface WatchViolation {
@@ -133,9 +135,9 @@ export function checkWatches(watchers: WatcherLog[], refs: Record<string, WatchE
   for (const [n, r] of Object.entries(refs)) violations.push(...checkReference(n, r));
   violations.push(...compareReferences(refs));
   const names = Object.keys(refs);
-  const ref = names.length > 0 ? refs[names[0]] : [];
   const counts: Record<string, number> = {};
   for (const w of watchers) {
+    const ref = refs[w.member ?? names[0]] ?? [];
     violations.push(...checkWatcher(w, ref));
     counts[w.name] = w.events.length;
   }
