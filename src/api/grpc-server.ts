@@ -41,7 +41,7 @@ export class ApiServer {
     const grpc = new Server({
       'grpc.max_receive_message_length': cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       'grpc.max_send_message_length': 2 ** 31 - 1,
-      'grpc.max_concurrent_streams': 2 ** 31 - 1,
+      'grpc.max_concurrent_streams': cfg.maxConcurrentStreams,
     });
     const errors = new ErrorMapper(log);
     const metrics = new Metrics(member);

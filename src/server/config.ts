@@ -22,6 +22,10 @@ export interface ServerConfig {
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
   logger: 'zap' | 'capnslog';
   logOutputs: string[];
+  /** --strict-reconfig-check (etcd's default: on): refuse membership changes that would leave too few started members. */
+  strictReconfigCheck: boolean;
+  /** --max-concurrent-streams: HTTP/2 streams per client connection. */
+  maxConcurrentStreams: number;
   /** --force-new-cluster: restart as a one-member cluster from this member's data. */
   forceNewCluster: boolean;
   /** --experimental-watch-progress-notify-interval (etcd's default: 10 minutes). */
@@ -58,6 +62,8 @@ export function defaultConfig(): ServerConfig {
     logOutputs: ['default'],
     watchProgressNotifyIntervalMs: 10 * 60 * 1000,
     forceNewCluster: false,
+    strictReconfigCheck: true,
+    maxConcurrentStreams: 2 ** 31 - 1,
   };
 }
 

@@ -53,6 +53,7 @@ export const Errors = {
   corrupt: e(Code.DataLoss, 'etcdserver: corrupt cluster'),
   badLeaderTransferee: e(Code.FailedPrecondition, 'etcdserver: bad leader transferee'),
   timeoutLeaderTransfer: e(Code.DeadlineExceeded, 'etcdserver: request timed out, leader transfer took too long'),
+  notEnoughStarted: e(Code.FailedPrecondition, 'etcdserver: re-configuration failed due to not enough started members'),
   memberExists: e(Code.FailedPrecondition, 'etcdserver: member ID already exist'),
   peerUrlExists: e(Code.FailedPrecondition, 'etcdserver: Peer URLs already exists'),
   memberNotFound: e(Code.NotFound, 'etcdserver: member not found'),

@@ -597,12 +597,14 @@ export class CairnServer {
     const id = computeMemberId(peerUrls, MEMBER_ADD_TOKEN);
     if (this.membership.get(id) || this.membership.wasRemoved(id)) return Promise.reject(Errors.memberExists());
     const member: Member = { id, name: '', peerUrls, isLearner: r.isLearner === true };
+    if (!member.isLearner && !this.enoughStartedAfter(1, undefined)) return Promise.reject(Errors.notEnoughStarted());
     return this.proposeMembership(r.isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, member) as Promise<etcdserverpb.IMemberAddResponse>;
   }
 
   memberRemove(r: etcdserverpb.IMemberRemoveRequest): Promise<etcdserverpb.IMemberRemoveResponse> {
     const m = this.membership.get(toBigInt(r.ID, true));
     if (m === undefined) return Promise.reject(Errors.memberNotFound());
+    if (!m.isLearner && !this.enoughStartedAfter(-1, m.id)) return Promise.reject(Errors.notEnoughStarted());
     return this.proposeMembership(ConfChangeType.RemoveNode, m) as Promise<etcdserverpb.IMemberRemoveResponse>;
   }
 
@@ -619,6 +621,18 @@ export class CairnServer {
     const peerUrls = r.peerURLs ?? [];
     if (peerUrls.length === 0 || !peerUrls.every(validPeerUrl)) return Promise.reject(Errors.memberBadUrls());
     return this.propose({ memberUpdate: r }, 0) as Promise<etcdserverpb.IMemberUpdateResponse>;
+  }
+
+  /**
+   * --strict-reconfig-check: after adding (delta 1, the new one not started yet) or removing
+   * (delta -1) a voter, the voters this member can reach must still be a quorum.
+   */
+  private enoughStartedAfter(delta: 1 | -1, removing: bigint | undefined): boolean {
+    if (!this.config.strictReconfigCheck) return true;
+    const voters = this.membership.list().filter((m) => !m.isLearner);
+    const started = voters.filter((m) => m.id !== removing && (m.id === this.meta.memberId || this.transport?.isActive(m.id) === true)).length;
+    const size = voters.length + delta;
+    return started >= Math.floor(size / 2) + 1;
   }
 
   private memberToWire(m: Member): etcdserverpb.IMember {
