@@ -86,7 +86,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   metrics: accepted('string', 'metrics endpoints are not implemented yet'),
   'strict-reconfig-check': honoured('bool', (c, v) => (c.strictReconfigCheck = v === 'true')),
   'force-new-cluster': honoured('bool', (c, v) => (c.forceNewCluster = v === 'true')),
-  'experimental-initial-corrupt-check': accepted('bool', NOT_CLUSTERED),
+  'experimental-initial-corrupt-check': honoured('bool', (c, v) => (c.initialCorruptCheck = v === 'true')),
   'experimental-corrupt-check-time': accepted('string', NOT_CLUSTERED),
   'pre-vote': accepted('bool', NOT_CLUSTERED),
   'max-concurrent-streams': honoured('uint', (c, v) => (c.maxConcurrentStreams = Math.min(uint(v, 'max-concurrent-streams'), 2 ** 31 - 1))),

@@ -24,6 +24,8 @@ export interface ServerConfig {
   logOutputs: string[];
   /** --strict-reconfig-check (etcd's default: on): refuse membership changes that would leave too few started members. */
   strictReconfigCheck: boolean;
+  /** --experimental-initial-corrupt-check: compare the store's hash with the peers' before serving. */
+  initialCorruptCheck: boolean;
   /** --max-concurrent-streams: HTTP/2 streams per client connection. */
   maxConcurrentStreams: number;
   /** --force-new-cluster: restart as a one-member cluster from this member's data. */
@@ -63,6 +65,7 @@ export function defaultConfig(): ServerConfig {
     watchProgressNotifyIntervalMs: 10 * 60 * 1000,
     forceNewCluster: false,
     strictReconfigCheck: true,
+    initialCorruptCheck: false,
     maxConcurrentStreams: 2 ** 31 - 1,
   };
 }

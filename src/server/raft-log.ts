@@ -400,6 +400,10 @@ export const enum PeerEnvelope {
   LeaseRemaining = 4,
   /** The leader's answer: u64 request id | i64 seconds left (-1: expired or unknown). */
   LeaseRemainingAnswer = 5,
+  /** A member asks a peer for its HashKV at a revision: u64 request id | u64 revision. */
+  HashKV = 6,
+  /** The answer: u64 request id | u8 status (0 ok, 1 compacted, 2 future) | u32 hash | u64 compact revision. */
+  HashKVAnswer = 7,
 }
 
 export function withEnvelope(kind: PeerEnvelope, body: Uint8Array): Buffer {

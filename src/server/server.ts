@@ -174,6 +174,7 @@ export class CairnServer {
   /** Names members announced: a member added by `member add` has none in the log until it starts. */
   private readonly namesOf = new Map<bigint, string>();
   private publishing = false;
+  private readonly hashQueries = new Map<bigint, (a: { status: number; hash: number; compactRevision: number }) => void>();
   private announceTimer: NodeJS.Timeout | undefined;
   transport: PeerTransport | undefined;
   timeoutTimer: NodeJS.Timeout | undefined;
@@ -309,6 +310,7 @@ export class CairnServer {
       (err) => fatal(log, err, 'raft log failed'),
     );
     raftLog.start();
+    if (clustered && config.initialCorruptCheck) await server.initialCorruptCheck();
     server.leaseExpiry.start();
     server.timeoutTimer = setInterval(() => server.expireWaiters(), 250);
     server.timeoutTimer.unref();
@@ -499,6 +501,24 @@ export class CairnServer {
         this.renewals.delete(reqId);
         clearTimeout(pending.timer);
         pending.resolve(Number(body.readBigInt64BE(8)));
+      } else if (kind === PeerEnvelope.HashKV && body.length === 16) {
+        const reqId = body.subarray(0, 8);
+        const rev = Number(body.readBigUInt64BE(8));
+        const answer = (status: number, hash: number, compactRev: number): void => {
+          const out = Buffer.alloc(21);
+          reqId.copy(out, 0);
+          out[8] = status;
+          out.writeUInt32BE(hash >>> 0, 9);
+          out.writeBigUInt64BE(BigInt(Math.max(0, compactRev)), 13);
+          this.transport?.send(from, withEnvelope(PeerEnvelope.HashKVAnswer, out));
+        };
+        this.store.hashKV(rev).then(
+          (h) => answer(0, h.hash, h.compactRevision),
+          (e) => answer(String(e).includes('compacted') ? 1 : 2, 0, this.store.compactRevision),
+        );
+      } else if (kind === PeerEnvelope.HashKVAnswer && body.length === 21) {
+        const pending = this.hashQueries.get(body.readBigUInt64BE(0));
+        if (pending) pending({ status: body[8], hash: body.readUInt32BE(9), compactRevision: Number(body.readBigUInt64BE(13)) });
       } else if (kind === PeerEnvelope.Attributes) {
         const attrs = JSON.parse(body.toString('utf8')) as { name?: unknown; clientUrls?: unknown; peerUrls?: unknown };
         if (Array.isArray(attrs.clientUrls) && attrs.clientUrls.every((u) => typeof u === 'string')) {
@@ -568,6 +588,47 @@ export class CairnServer {
   }
 
   // ---- membership ----------------------------------------------------------------------
+
+  /**
+   * --experimental-initial-corrupt-check: once caught up with the leader, compare this
+   * member's HashKV with every reachable peer's at the same revision (skipping peers that
+   * compacted past it or differ in compaction). A mismatch means this member's data is not
+   * the cluster's: it says so and stops rather than serve it.
+   */
+  async initialCorruptCheck(): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while ((this.raftLog.leaderId === 0n || this.applied < this.raftLog.commitIndex) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const rev = this.store.currentRevision;
+    const mine = await this.store.hashKV(rev);
+    const peers = this.membership.list().filter((m) => m.id !== this.meta.memberId);
+    for (const p of peers) {
+      const reqId = this.ids.next();
+      const body = Buffer.alloc(16);
+      body.writeBigUInt64BE(reqId, 0);
+      body.writeBigUInt64BE(BigInt(rev), 8);
+      const answer = await new Promise<{ status: number; hash: number; compactRevision: number } | undefined>((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), 2000);
+        this.hashQueries.set(reqId, (a) => {
+          clearTimeout(timer);
+          resolve(a);
+        });
+        this.transport?.send(p.id, withEnvelope(PeerEnvelope.HashKV, body));
+      });
+      this.hashQueries.delete(reqId);
+      if (answer === undefined || answer.status !== 0 || answer.compactRevision !== Math.max(0, mine.compactRevision)) {
+        this.log.warn({ peer: idToHex(p.id), revision: rev }, 'initial corruption check: cannot compare with this peer');
+        continue;
+      }
+      if (answer.hash !== mine.hash) {
+        this.log.fatal(
+          { peer: idToHex(p.id), revision: rev, local_hash: mine.hash, peer_hash: answer.hash },
+          'initial corruption check: found data inconsistency with peers; stopping',
+        );
+        process.exit(1);
+      }
+    }
+    this.log.info({ revision: rev, hash: mine.hash, peers: peers.length }, 'initial corruption check passed');
+  }
 
   /** etcd's MoveLeader: only the leader can hand over, to a voting member; waits for the change. */
   async moveLeader(target: bigint): Promise<etcdserverpb.IMoveLeaderResponse> {

@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+import { Level } from 'level';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ServerProc, etcdctl, startCairn } from '../../bench/lib/procs';
 import { Cluster, startCairnCluster } from '../helpers/cluster';
@@ -36,5 +38,33 @@ describe('cluster recovery', () => {
     const dataDir = single!.dataDir;
     await single!.stop();
     await expect(startCairn({ name: 'someone-else', dataDir, readyTimeoutMs: 5_000 })).rejects.toThrow(/belongs to member .{0,4}a.{0,4} \(/);
+  });
+
+  it('--experimental-initial-corrupt-check: a member whose data differs from its peers says so and stops', async () => {
+    const c3 = await startCairnCluster(3, { extraArgs: ['--experimental-initial-corrupt-check'] });
+    try {
+      const a = c3.member('a');
+      expect((await etcdctl(a.endpoint, ['put', 'check/me', 'original'])).code).toBe(0);
+      await c3.waitConverged(30_000, c3.members);
+      const victim = c3.member('c');
+      await victim.stop();
+      // Damage one stored value behind cairn's back (what a bad disk could do).
+      const db = new Level<Buffer, Buffer>(join(victim.dataDir, 'member', 'db'), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+      await db.open();
+      let flipped = 0;
+      for await (const [k, v] of db.iterator({ gte: Buffer.of(0x72), lt: Buffer.of(0x73) })) {
+        if (!v.includes(Buffer.from('original'))) continue;
+        const w = Buffer.from(v);
+        w[w.length - 1] ^= 1;
+        await db.put(k, w);
+        flipped++;
+      }
+      await db.close();
+      expect(flipped).toBe(1);
+      await expect(victim.start(20_000)).rejects.toThrow();
+      expect(victim.output()).toContain('found data inconsistency with peers');
+    } finally {
+      await c3.destroy();
+    }
   });
 });
