@@ -332,6 +332,9 @@ export class RaftLog implements ReplicatedLog {
           if (rd.softState) {
             if (rd.softState.lead !== this.lead) {
               this.changes++;
+              // A ReadIndex round confirmed by the old leader's heartbeats says nothing now.
+              for (const round of this.readRounds.values()) for (const w of round.waiters) w.reject(Errors.leaderChanged());
+              this.readRounds.clear();
               this.opts.log.info({ leader: rd.softState.lead.toString(16), term: this.node.status().hardState.term }, 'leader changed');
             }
             this.lead = rd.softState.lead;
