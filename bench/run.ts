@@ -5,6 +5,7 @@
  * results to bench/results/<timestamp>.json.
  *
  *   npm run bench -- --duration 10 --rounds 3
+ *   npm run bench -- --members 3 --duration 8 --rounds 3     # 3-member clusters of both
  *   npm run bench -- --against etcd --workloads put --workers 2
  *   npm run bench -- --help
  */
@@ -13,7 +14,8 @@ import * as path from 'node:path';
 import { helpText, intFlag, listFlag, numFlag, parseArgs, type FlagSpecs, type ParsedArgs } from './lib/args';
 import { profilesIn, summarizeProfile } from './lib/cpuprofile';
 import { gitDescribe, machineCpuMs, machineInfo, type MachineInfo } from './lib/machine';
-import { cleanupAll, makeTempDir, repoRoot, startCairn, startEtcd, type ServerKind, type ServerProc } from './lib/procs';
+import { startCluster, type BenchCluster } from './lib/cluster';
+import { cairnBin, cleanupAll, makeTempDir, repoRoot, startCairn, startEtcd, type ServerKind, type ServerProc } from './lib/procs';
 import { LOAD_DEFAULTS, runLoad, STREAM_DEFAULTS, TRANSPORTS, type LoadResult, type StreamOptions, type TransportKind } from './loadgen';
 import { checkKeyOptions, getWorkloadInfo, KEY_OPTIONS_DEFAULT, type KeyOptions, type KeyOrder, type WorkloadInfo as Workload } from './loadgen/workloads';
 
@@ -27,8 +29,15 @@ const FLAGS: FlagSpecs = {
   warmup: { help: 'warm-up seconds per run (not counted)', def: '1' },
   rounds: { help: 'runs per workload and server; the median round is quoted', def: '3' },
   workers: { help: 'load generator worker threads', def: String(LOAD_DEFAULTS.workers) },
-  clients: { help: 'concurrent calls in flight', def: String(LOAD_DEFAULTS.clients) },
-  conns: { help: 'HTTP/2 connections', def: String(LOAD_DEFAULTS.conns) },
+  clients: {
+    help: 'concurrent calls in flight; a comma list runs every workload at each (--members 3 without --workloads/--clients: put at 1,64,256 and reads at 64)',
+    def: String(LOAD_DEFAULTS.clients),
+  },
+  conns: { help: 'HTTP/2 connections (spread over the members round-robin)', def: `${LOAD_DEFAULTS.conns}; 6 with --members 3` },
+  members: { help: 'members per server: 1, or 3 (a 3-member cluster of each, on loopback)', def: '1' },
+  target: { help: 'with --members 3: spread (connection i to member i mod 3, followers first) or leader (all to the leader)', def: 'spread' },
+  'heartbeat-interval': { help: '--heartbeat-interval for both servers, ms', def: '100' },
+  'election-timeout': { help: '--election-timeout for both servers, ms', def: '1000' },
   transport: { help: 'h2 (hand-framed gRPC on node:http2) or grpc-js', def: LOAD_DEFAULTS.transport },
   'key-size': { help: 'key bytes', def: String(KEY_OPTIONS_DEFAULT.keySize) },
   'val-size': { help: 'value bytes', def: String(KEY_OPTIONS_DEFAULT.valSize) },
@@ -43,9 +52,22 @@ const FLAGS: FlagSpecs = {
   help: { bool: true, help: 'show this help' },
 };
 
+type TargetMode = 'spread' | 'leader';
+
+/** One row of the table: a workload at a client count. */
+interface Case {
+  w: Workload;
+  clients: number;
+}
+
 interface Options {
   against: ServerKind[];
   workloads: Workload[];
+  cases: Case[];
+  members: 1 | 3;
+  targetMode: TargetMode;
+  heartbeatMs: number;
+  electionMs: number;
   durationMs: number;
   warmupMs: number;
   rounds: number;
@@ -100,15 +122,42 @@ function options(args: ParsedArgs, stamp: string): Options {
   checkKeyOptions(keys);
   const transport = args.values.get('transport') ?? LOAD_DEFAULTS.transport;
   if (!(TRANSPORTS as readonly string[]).includes(transport)) throw new Error(`--transport must be one of ${TRANSPORTS.join(', ')}`);
+  const members = intFlag(args, 'members', 1, 1);
+  if (members !== 1 && members !== 3) throw new Error('--members must be 1 or 3');
+  const targetMode = args.values.get('target') ?? 'spread';
+  if (targetMode !== 'spread' && targetMode !== 'leader') throw new Error('--target must be spread or leader');
+  if (members === 1 && args.values.has('target')) throw new Error('--target needs --members 3');
+  const workloads = listFlag(args, 'workloads', ['put', 'range', 'range-serializable']).map(getWorkloadInfo);
+  const clientList = listFlag(args, 'clients', [String(LOAD_DEFAULTS.clients)]).map((c) => {
+    const n = Number(c);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--clients: ${JSON.stringify(c)} is not an integer >= 1`);
+    return n;
+  });
+  let cases: Case[];
+  if (members === 3 && !args.values.has('workloads') && !args.values.has('clients')) {
+    // The cluster matrix: write throughput/latency across concurrency, both read kinds at 64.
+    cases = [
+      ...[1, 64, 256].map((clients) => ({ w: getWorkloadInfo('put'), clients })),
+      { w: getWorkloadInfo('range'), clients: 64 },
+      { w: getWorkloadInfo('range-serializable'), clients: 64 },
+    ];
+  } else {
+    cases = workloads.flatMap((w) => clientList.map((clients) => ({ w, clients })));
+  }
   return {
     against: [...new Set(against)] as ServerKind[],
-    workloads: listFlag(args, 'workloads', ['put', 'range', 'range-serializable']).map(getWorkloadInfo),
+    workloads: [...new Set(cases.map((c) => c.w))],
+    cases,
+    members,
+    targetMode,
+    heartbeatMs: intFlag(args, 'heartbeat-interval', 100, 1),
+    electionMs: intFlag(args, 'election-timeout', 1000, 1),
     durationMs: numFlag(args, 'duration', 10, 0.1) * 1000,
     warmupMs: numFlag(args, 'warmup', 1, 0) * 1000,
     rounds: intFlag(args, 'rounds', 3, 1),
     workers: intFlag(args, 'workers', LOAD_DEFAULTS.workers, 1),
-    clients: intFlag(args, 'clients', LOAD_DEFAULTS.clients, 1),
-    conns: intFlag(args, 'conns', LOAD_DEFAULTS.conns, 1),
+    clients: clientList[0],
+    conns: intFlag(args, 'conns', members === 3 ? 6 : LOAD_DEFAULTS.conns, 1),
     transport: transport as TransportKind,
     keys,
     stream: {
@@ -123,14 +172,39 @@ function options(args: ParsedArgs, stamp: string): Options {
 }
 
 // ---------------------------------------------------------------------------------
-// Servers: each target is one member whose state decides whether a workload may run on it.
+// Servers: each target is one member or a 3-member cluster whose state decides whether a
+// workload may run on it.
 
 type TargetState = 'none' | 'fresh' | 'preloaded' | 'dirty';
 
+/** Where the load goes, and who leads, at the start of a round. */
+interface Placement {
+  endpoints: string[];
+  /** Member names in endpoint order. */
+  names: string[];
+  /** Leader's member name and the highest raft term seen (cluster only). */
+  leader: string | null;
+  term: number;
+}
+
+/**
+ * A private copy of the built dist/src, so that another engineer's `npm run build` during
+ * the benchmark cannot start members of one run on different code.
+ */
+function snapshotDist(): { bin: string; env: NodeJS.ProcessEnv } {
+  const bin = cairnBin();
+  const srcDir = path.dirname(path.dirname(bin)); // dist/src
+  const dest = makeTempDir('bench-cairn-dist-');
+  fs.cpSync(srcDir, path.join(dest, 'src'), { recursive: true });
+  return { bin: path.join(dest, 'src', path.relative(srcDir, bin)), env: { NODE_PATH: path.join(repoRoot(), 'node_modules') } };
+}
+
 class Target {
-  server: ServerProc | null = null;
+  members: ServerProc[] = [];
+  cluster: BenchCluster | null = null;
   state: TargetState = 'none';
   readonly profDir: string | null;
+  private dist: { bin: string; env: NodeJS.ProcessEnv } | null = null;
 
   constructor(
     readonly kind: ServerKind,
@@ -140,30 +214,45 @@ class Target {
     this.profDir = kind === 'cairn' && opts.cpuProf ? profRoot : null;
   }
 
-  /** Stop the current member (if any) and start a fresh one on a new data dir. */
+  /** Stop the current member(s) (if any) and start fresh ones on new data dirs. */
   async startFresh(): Promise<void> {
     await this.stop();
     // Data dirs on the same disk for both servers (os.tmpdir()), with each server's defaults (fsync on).
-    const dataDir = makeTempDir(`bench-${this.kind}-`);
-    if (this.kind === 'etcd') {
-      this.server = await startEtcd({ dataDir });
+    const extraArgs = ['--heartbeat-interval', String(this.opts.heartbeatMs), '--election-timeout', String(this.opts.electionMs)];
+    if (this.kind === 'cairn' && this.dist === null && process.env.CAIRN_BIN === undefined) this.dist = snapshotDist();
+    // One profile per process (node names it with the pid).
+    const nodeArgs = (): string[] => (this.profDir !== null ? ['--cpu-prof', `--cpu-prof-dir=${this.profDir}`] : []);
+    if (this.opts.members === 3) {
+      const t0 = Date.now();
+      this.cluster = await startCluster(this.kind, {
+        size: 3,
+        heartbeatMs: this.opts.heartbeatMs,
+        electionMs: this.opts.electionMs,
+        ...(this.kind === 'cairn' ? { bin: this.dist?.bin, env: this.dist?.env, nodeArgs } : {}),
+      });
+      this.members = this.cluster.members;
+      log(`  started 3-member ${this.kind} cluster in ${((Date.now() - t0) / 1000).toFixed(1)} s (pids ${this.members.map((m) => m.pid).join(', ')})`);
     } else {
-      const nodeArgs = this.profDir !== null ? ['--cpu-prof', `--cpu-prof-dir=${this.profDir}`] : [];
-      this.server = await startCairn({ dataDir, nodeArgs });
+      const dataDir = makeTempDir(`bench-${this.kind}-`);
+      if (this.kind === 'etcd') {
+        this.members = [await startEtcd({ dataDir, extraArgs })];
+      } else {
+        this.members = [await startCairn({ dataDir, extraArgs, nodeArgs: nodeArgs(), bin: this.dist?.bin, env: this.dist?.env })];
+      }
     }
     this.state = 'fresh';
   }
 
   async stop(): Promise<void> {
-    const s = this.server;
-    if (s === null) return;
-    this.server = null;
+    const ms = this.members;
+    this.members = [];
+    this.cluster = null;
     this.state = 'none';
-    await s.stop();
-    fs.rmSync(s.dataDir, { recursive: true, force: true });
+    await Promise.all(ms.map((m) => m.stop()));
+    for (const m of ms) fs.rmSync(m.dataDir, { recursive: true, force: true });
   }
 
-  /** Bring the member into the state the workload needs. */
+  /** Bring the member(s) into the state the workload needs. */
   async prepare(w: Workload): Promise<void> {
     if (w.needs === 'fresh' && this.state !== 'fresh') await this.startFresh();
     if (w.needs === 'preloaded') {
@@ -172,15 +261,34 @@ class Target {
     }
   }
 
+  /**
+   * Endpoints for the next run. Cluster: wait for an agreed leader; `spread` lists the
+   * followers first, then the leader (so with conns a multiple of 3 client j talks to
+   * member j mod 3, and a single client goes through a follower); `leader` lists only it.
+   */
+  async placement(): Promise<Placement> {
+    const ms = this.need();
+    if (this.cluster === null) return { endpoints: [ms[0].endpoint], names: [ms[0].name], leader: null, term: 0 };
+    const { index, statuses } = await this.cluster.waitLeader(30_000);
+    const leader = ms[index];
+    const order = this.opts.targetMode === 'leader' ? [leader] : [...ms.filter((_, i) => i !== index), leader];
+    return {
+      endpoints: order.map((m) => m.endpoint),
+      names: order.map((m) => m.name),
+      leader: leader.name,
+      term: Math.max(...statuses.map((s) => s.raftTerm)),
+    };
+  }
+
   private async preload(): Promise<void> {
-    const server = this.need();
+    const place = await this.placement();
     const t0 = Date.now();
     const r = await runLoad({
-      endpoint: server.endpoint,
+      endpoint: place.endpoints,
       workload: 'put',
       keys: { ...this.opts.keys, keyOrder: 'seq' },
       workers: this.opts.workers,
-      clients: this.opts.clients,
+      clients: 64,
       conns: this.opts.conns,
       transport: this.opts.transport,
       count: this.opts.keys.keySpace,
@@ -195,20 +303,26 @@ class Target {
     this.state = 'preloaded';
   }
 
-  /** Whether the member still runs, and the tail of its output: context for an error. */
+  /** Whether the members still run, and the tail of their output: context for an error. */
   describe(): string {
-    const s = this.server;
-    if (s === null) return `${this.kind}: not started`;
-    const status = s.running ? `running (pid ${s.pid})` : `exited ${JSON.stringify(s.exitStatus())}`;
-    return `${this.kind} ${status}; last output:\n${s.output().slice(-3000)}`;
+    if (this.members.length === 0) return `${this.kind}: not started`;
+    return this.members
+      .map((s) => {
+        const status = s.running ? `running (pid ${s.pid})` : `exited ${JSON.stringify(s.exitStatus())}`;
+        return `${this.kind} ${s.name} ${status}; last output:\n${s.output().slice(-3000)}`;
+      })
+      .join('\n');
   }
 
-  need(): ServerProc {
-    if (this.server === null || !this.server.running) {
-      const tail = this.server?.output().slice(-4000) ?? '';
-      throw new Error(`${this.kind} is not running${tail !== '' ? `; last output:\n${tail}` : ''}`);
+  need(): ServerProc[] {
+    if (this.members.length === 0) throw new Error(`${this.kind} is not running`);
+    for (const m of this.members) {
+      if (!m.running) {
+        const tail = m.output().slice(-4000);
+        throw new Error(`${this.kind} member ${m.name} is not running${tail !== '' ? `; last output:\n${tail}` : ''}`);
+      }
     }
-    return this.server;
+    return this.members;
   }
 }
 
@@ -217,8 +331,12 @@ class Target {
 
 interface Cell {
   workload: string;
+  clients: number;
   target: ServerKind;
   rounds: LoadResult[];
+  /** Per round (cluster only): leader at the start, and whether the raft term changed during the round. */
+  leaders: Array<string | null>;
+  termChanged: boolean[];
   /** The round with the median ops/s (the lower middle one for an even count). */
   median: LoadResult;
 }
@@ -242,20 +360,22 @@ function fmtMs(x: number): string {
 }
 
 function table(opts: Options, cells: Cell[]): string {
-  const find = (w: string, t: ServerKind): Cell | undefined => cells.find((c) => c.workload === w && c.target === t);
+  const find = (cs: Case, t: ServerKind): Cell | undefined =>
+    cells.find((c) => c.workload === cs.w.name && c.clients === cs.clients && c.target === t);
   const lines = [
-    '| workload | cairn ops/s | etcd ops/s | ratio | cairn p50/p99 ms | etcd p50/p99 ms | errors cairn/etcd |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| workload | clients | cairn ops/s | etcd ops/s | ratio | cairn p50/p99 ms | etcd p50/p99 ms | errors cairn/etcd |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
-  for (const w of opts.workloads) {
-    const c = find(w.name, 'cairn')?.median;
-    const e = find(w.name, 'etcd')?.median;
+  for (const cs of opts.cases) {
+    const w = cs.w;
+    const c = find(cs, 'cairn')?.median;
+    const e = find(cs, 'etcd')?.median;
     const ratio = c !== undefined && e !== undefined && e.opsPerSec > 0 ? `${(c.opsPerSec / e.opsPerSec).toFixed(2)}×` : '-';
     const lat = (r: LoadResult | undefined): string => (r === undefined ? '-' : `${fmtMs(r.latencyMs.p50)} / ${fmtMs(r.latencyMs.p99)}`);
     const errs = (r: Cell | undefined): string => (r === undefined ? '-' : String(r.rounds.reduce((s, x) => s + x.errorsTotal, 0)));
     lines.push(
-      `| ${w.name} | ${c === undefined ? '-' : fmtOps(c.opsPerSec)} | ${e === undefined ? '-' : fmtOps(e.opsPerSec)} | ${ratio} | ` +
-        `${lat(c)} | ${lat(e)} | ${errs(find(w.name, 'cairn'))}/${errs(find(w.name, 'etcd'))} |`,
+      `| ${w.name} | ${cs.clients} | ${c === undefined ? '-' : fmtOps(c.opsPerSec)} | ${e === undefined ? '-' : fmtOps(e.opsPerSec)} | ${ratio} | ` +
+        `${lat(c)} | ${lat(e)} | ${errs(find(cs, 'cairn'))}/${errs(find(cs, 'etcd'))} |`,
     );
   }
   return lines.join('\n');
@@ -266,10 +386,17 @@ function details(cells: Cell[]): string {
   for (const c of cells) {
     const ops = c.rounds.map((r) => fmtOps(r.opsPerSec)).join(', ');
     const m = c.median;
+    const each = m.serverCpuCoresEach !== undefined ? ` (${m.serverCpuCoresEach.join(' + ')})` : '';
+    const mi = c.rounds.indexOf(m);
+    const lead =
+      c.leaders.some((l) => l !== null)
+        ? `; leader ${c.leaders[mi]} in the median round (servers CPU in member order a, b, c)` +
+          (c.termChanged.some((x) => x) ? `; **raft term changed during round(s) ${c.termChanged.flatMap((x, i) => (x ? [i + 1] : [])).join(', ')}**` : '')
+        : '';
     lines.push(
-      `- ${c.workload} on ${c.target}: rounds ${ops} ops/s; median round p90 ${fmtMs(m.latencyMs.p90)} ms, max ${fmtMs(m.latencyMs.max)} ms; ` +
-        `CPU (cores) server ${m.serverCpuCores ?? '?'}, load generator ${m.loadgenCpuCores}, ` +
-        `other processes ${otherCpu(m)}${m.extra !== undefined ? `; ${extraLine(m.extra)}` : ''}`,
+      `- ${c.workload} x${c.clients} on ${c.target}: rounds ${ops} ops/s; median round p90 ${fmtMs(m.latencyMs.p90)} ms, max ${fmtMs(m.latencyMs.max)} ms; ` +
+        `CPU (cores) server ${m.serverCpuCores ?? '?'}${each}, load generator ${m.loadgenCpuCores}, ` +
+        `other processes ${otherCpu(m)}${lead}${m.extra !== undefined ? `; ${extraLine(m.extra)}` : ''}`,
     );
   }
   return lines.join('\n');
@@ -329,10 +456,13 @@ async function main(): Promise<number> {
   const cells: Cell[] = [];
   const startedAt = new Date().toISOString();
   try {
-    for (const w of opts.workloads) {
-      log(`workload ${w.name}: ${w.description}`);
+    for (const cs of opts.cases) {
+      const w = cs.w;
+      log(`workload ${w.name} x${cs.clients} clients${opts.members === 3 ? ` on 3-member clusters (target ${opts.targetMode})` : ''}: ${w.description}`);
       for (const t of targets) await t.prepare(w);
       const perTarget = new Map<ServerKind, LoadResult[]>(targets.map((t) => [t.kind, []]));
+      const leaders = new Map<ServerKind, Array<string | null>>(targets.map((t) => [t.kind, []]));
+      const termChanged = new Map<ServerKind, boolean[]>(targets.map((t) => [t.kind, []]));
       for (let round = 1; round <= opts.rounds; round++) {
         for (const t of targets) {
           await sleep(SETTLE_MS);
@@ -340,33 +470,52 @@ async function main(): Promise<number> {
           if (quiet.otherCores >= opts.quietCpuCores) {
             log(`  (other processes still use ${quiet.otherCores} cores after ${Math.round(quiet.waitedMs / 1000)} s; running anyway)`);
           }
-          const server = t.need();
+          const members = t.need();
+          const place = await t.placement();
           const r = await runLoad({
-            endpoint: server.endpoint,
+            endpoint: place.endpoints,
             workload: w.name,
             keys: opts.keys,
             workers: opts.workers,
-            clients: opts.clients,
+            clients: cs.clients,
             conns: opts.conns,
             transport: opts.transport,
             warmupMs: opts.warmupMs,
             durationMs: opts.durationMs,
-            serverPid: server.pid,
+            serverPids: members.map((m) => m.pid),
             stream: opts.stream,
           });
+          t.need(); // the servers must have survived the run
+          let changed = false;
+          if (place.leader !== null) {
+            const after = await t.placement();
+            changed = after.term !== place.term || after.leader !== place.leader;
+            if (changed) log(`  !! ${t.kind}: leader ${place.leader} (term ${place.term}) -> ${after.leader} (term ${after.term}) during the round`);
+          }
           perTarget.get(t.kind)?.push(r);
+          leaders.get(t.kind)?.push(place.leader);
+          termChanged.get(t.kind)?.push(changed);
           log(
             `  round ${round} ${t.kind.padEnd(5)} ${fmtOps(r.opsPerSec).padStart(7)} ops/s  p50 ${fmtMs(r.latencyMs.p50)} ms  ` +
-              `p99 ${fmtMs(r.latencyMs.p99)} ms  errors ${r.errorsTotal}  cpu srv ${r.serverCpuCores ?? '?'} gen ${r.loadgenCpuCores} other ${otherCpu(r)}` +
+              `p99 ${fmtMs(r.latencyMs.p99)} ms  errors ${r.errorsTotal}  cpu srv ${r.serverCpuCores ?? '?'}` +
+              `${r.serverCpuCoresEach !== undefined ? ` (${r.serverCpuCoresEach.join('+')})` : ''} gen ${r.loadgenCpuCores} other ${otherCpu(r)}` +
+              (place.leader !== null ? `  leader ${place.leader}` : '') +
               (r.extra !== undefined ? `\n      ${extraLine(r.extra)}` : ''),
           );
-          t.need(); // the server must have survived the run
         }
       }
       for (const t of targets) {
         if (w.writes) t.state = 'dirty';
         const rounds = perTarget.get(t.kind) ?? [];
-        const cell: Cell = { workload: w.name, target: t.kind, rounds, median: medianRound(rounds) };
+        const cell: Cell = {
+          workload: w.name,
+          clients: cs.clients,
+          target: t.kind,
+          rounds,
+          leaders: leaders.get(t.kind) ?? [],
+          termChanged: termChanged.get(t.kind) ?? [],
+          median: medianRound(rounds),
+        };
         cells.push(cell);
         printErrors(cell, t);
       }
@@ -388,7 +537,9 @@ async function main(): Promise<number> {
     `machine: ${machineLine(machine)}`,
     `command: ${command}`,
     `cairn: commit ${commit}`,
-    `load: ${opts.clients} clients over ${opts.conns} HTTP/2 connections (${opts.transport}), ${opts.workers} worker thread(s); ` +
+    `servers: ${opts.members === 1 ? 'one member each' : `3-member clusters on loopback, load ${opts.targetMode === 'spread' ? 'spread over all members (connection i to member i mod 3, followers first)' : 'on the leader only'}`}; ` +
+      `--heartbeat-interval ${opts.heartbeatMs} --election-timeout ${opts.electionMs} for both`,
+    `load: ${[...new Set(opts.cases.map((c) => c.clients))].join('/')} clients over ${opts.conns} HTTP/2 connections (${opts.transport}), ${opts.workers} worker thread(s); ` +
       `${opts.durationMs / 1000} s measured after ${opts.warmupMs / 1000} s warm-up; median of ${opts.rounds} rounds; ` +
       `keys ${opts.keys.keySize} B (${opts.keys.keyOrder} over ${opts.keys.keySpace}), values ${opts.keys.valSize} B`,
     ...(opts.workloads.some((w) => w.streaming)
@@ -416,7 +567,18 @@ async function main(): Promise<number> {
   }
 
   fs.mkdirSync(path.dirname(opts.out), { recursive: true });
-  const json = { startedAt, finishedAt: new Date().toISOString(), command, argv, commit, machine, options: { ...opts, workloads: opts.workloads.map((w) => w.name) }, table: md, results: cells, profiles };
+  const json = {
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    command,
+    argv,
+    commit,
+    machine,
+    options: { ...opts, workloads: opts.workloads.map((w) => w.name), cases: opts.cases.map((c) => ({ workload: c.w.name, clients: c.clients })) },
+    table: md,
+    results: cells,
+    profiles,
+  };
   fs.writeFileSync(opts.out, JSON.stringify(json, (_k, v: unknown) => (v instanceof Float64Array ? undefined : v), 2) + '\n');
   log(`results: ${path.relative(process.cwd(), opts.out)}`);
   const errors = cells.reduce((s, c) => s + c.rounds.reduce((t, r) => t + r.errorsTotal + r.unfinished, 0), 0);

@@ -29,6 +29,22 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** How long to wait for readiness (default 20 s). */
   readyTimeoutMs?: number;
+  /**
+   * Start this process as one member of a multi-member cluster: explicit ports (no retry
+   * on a port clash, the other members depend on them), `--initial-cluster <initialCluster>`
+   * instead of the one-member default, plus `--initial-cluster-state new` and
+   * `--initial-cluster-token <token>`. Such a member only becomes ready once a quorum is up,
+   * so start all members concurrently (see startMember).
+   */
+  cluster?: ClusterMemberSpec;
+}
+
+export interface ClusterMemberSpec {
+  clientPort: number;
+  peerPort: number;
+  /** name=http://127.0.0.1:peerPort,... for every member. */
+  initialCluster: string;
+  token: string;
 }
 
 export interface CairnStartOptions extends StartOptions {
@@ -326,7 +342,13 @@ class Server implements ServerProc {
       '--advertise-client-urls', this.endpoint,
       '--listen-peer-urls', peerUrl,
       '--initial-advertise-peer-urls', peerUrl,
-      '--initial-cluster', `${this.name}=${peerUrl}`,
+      ...(l.opts.cluster === undefined
+        ? ['--initial-cluster', `${this.name}=${peerUrl}`]
+        : [
+            '--initial-cluster', l.opts.cluster.initialCluster,
+            '--initial-cluster-state', 'new',
+            '--initial-cluster-token', l.opts.cluster.token,
+          ]),
       ...(l.opts.extraArgs ?? []),
     ];
     this.env = childEnv(l.opts.env, ['ETCD_', 'ETCDCTL_']);
@@ -453,7 +475,7 @@ function tail(s: string, n: number): string {
   return s.length > n ? '...' + s.slice(s.length - n) : s;
 }
 
-function isPortClash(err: unknown): boolean {
+export function isPortClash(err: unknown): boolean {
   const msg = err instanceof Error ? err.message : String(err);
   return /address already in use|EADDRINUSE/i.test(msg);
 }
@@ -461,6 +483,13 @@ function isPortClash(err: unknown): boolean {
 async function startServer(l: Launch): Promise<ServerProc> {
   installHooks();
   if (l.opts.dataDir !== undefined) fs.mkdirSync(l.opts.dataDir, { recursive: true, mode: 0o700 });
+  const cluster = l.opts.cluster;
+  if (cluster !== undefined) {
+    // Fixed ports: the caller owns the retry (all members must be restarted on new ports).
+    const srv = new Server(l, cluster.clientPort, cluster.peerPort, l.opts.dataDir ?? makeTempDir(`${l.kind}-${l.opts.name ?? 'member'}-`));
+    await srv.launch();
+    return srv;
+  }
   let lastErr: unknown = null;
   // Retry on a port clash (another process took the port between freePort and bind).
   // A retry gets a fresh temp dir, so no member state from the failed ports survives.
@@ -498,4 +527,14 @@ export async function startCairn(opts: CairnStartOptions = {}): Promise<ServerPr
   }
   const prefixArgs = [...(opts.nodeArgs ?? []), bin];
   return startServer({ kind: 'cairn', command: process.execPath, prefixArgs, opts, markerReady: true });
+}
+
+/**
+ * Start one member of a multi-member etcd or cairn cluster (`opts.cluster` required:
+ * explicit ports and --initial-cluster). Resolves once the member serves, which for a new
+ * cluster needs a quorum: start every member concurrently (Promise.all) and then wait for
+ * an agreed leader. Stopped/cleaned up like every other process of this module.
+ */
+export function startMember(kind: ServerKind, opts: CairnStartOptions & { cluster: ClusterMemberSpec }): Promise<ServerProc> {
+  return kind === 'etcd' ? startEtcd(opts) : startCairn(opts);
 }

@@ -16,8 +16,10 @@ import { connect, type CallSink, type Caller, type Connection, type TransportKin
 import { getWorkload, type KeyOptions, type Workload } from './workloads';
 
 export interface DriverConfig {
-  /** host:port of the server. */
+  /** host:port of the server (the first of `targets`). */
   target: string;
+  /** host:port of every member to use: connection i goes to targets[i % targets.length] (default [target]). */
+  targets?: string[];
   workload: string;
   keys: KeyOptions;
   /** Concurrent calls in flight in this thread. */
@@ -93,7 +95,8 @@ class Run {
   constructor(readonly cfg: DriverConfig) {
     this.workload = getWorkload(cfg.workload);
     this.nextSeqKey = cfg.keyStart % cfg.keys.keySpace;
-    for (let i = 0; i < cfg.conns; i++) this.conns.push(connect(cfg.transport, cfg.target));
+    const targets = cfg.targets !== undefined && cfg.targets.length > 0 ? cfg.targets : [cfg.target];
+    for (let i = 0; i < cfg.conns; i++) this.conns.push(connect(cfg.transport, targets[i % targets.length]));
     // Every connection of a transport frames alike, so the first one prepares the pool.
     this.requests = this.conns[0].prepare(this.workload.encodeRequests(cfg.keys));
   }
@@ -194,7 +197,7 @@ export async function prepareDriver(cfg: DriverConfig): Promise<Driver> {
     await Promise.all(run.conns.map((c) => c.ready(cfg.connectTimeoutMs)));
   } catch (e) {
     for (const c of run.conns) c.close();
-    throw new Error(`loadgen: cannot connect to ${cfg.target}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new Error(`loadgen: cannot connect to ${(cfg.targets ?? [cfg.target]).join(',')}: ${e instanceof Error ? e.message : String(e)}`);
   }
   const clients: LoopClient[] = [];
   for (let i = 0; i < cfg.clients; i++) clients.push(new LoopClient(run, run.conns[i % run.conns.length]));

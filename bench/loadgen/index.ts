@@ -20,8 +20,12 @@ export { STREAM_DEFAULTS, type StreamOptions } from './stream-driver';
 export { TRANSPORTS, type TransportKind } from './transports';
 
 export interface LoadOptions {
-  /** http://host:port or host:port */
-  endpoint: string;
+  /**
+   * http://host:port or host:port; several (cluster members): HTTP/2 connection i goes to
+   * endpoint i mod n, and client j uses connection j mod conns, so client j talks to
+   * endpoint j mod n when conns is a multiple of n. Streaming workloads use the first.
+   */
+  endpoint: string | string[];
   workload: string;
   keys: KeyOptions;
   /** worker_threads generating load (default 1). */
@@ -40,6 +44,8 @@ export interface LoadOptions {
   count?: number;
   /** Account this process's CPU use during the measured window (e.g. the server's). */
   serverPid?: number;
+  /** Or several (cluster members): serverCpuCores is their sum, serverCpuCoresEach per pid. */
+  serverPids?: number[];
   /** Options of the streaming workloads (watch-fanout, lease-keepalive). */
   stream?: StreamOptions;
 }
@@ -87,6 +93,8 @@ export interface LoadResult {
   /** CPU used during the measured window, in cores (1.0 = one core busy). */
   loadgenCpuCores: number;
   serverCpuCores: number | null;
+  /** Per server pid when LoadOptions.serverPids was given (same order). */
+  serverCpuCoresEach?: number[];
   /** Busy CPU of the whole machine during the window, in cores; minus the two above = other load. */
   machineCpuCores: number;
   /** Workload-specific counters, summed over workers (streaming workloads). */
@@ -98,6 +106,8 @@ interface CpuWindow {
   selfEnd: number;
   srvStart: number;
   srvEnd: number;
+  eachStart: number[];
+  eachEnd: number[];
   machStart: number;
   machEnd: number;
   wallStart: bigint;
@@ -178,26 +188,41 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   // CPU accounting over the window from the first 'start' to the last 'end' edge.
   let started = 0;
   let ended = 0;
-  const cpu: CpuWindow = { selfStart: 0, selfEnd: 0, srvStart: NaN, srvEnd: NaN, machStart: NaN, machEnd: NaN, wallStart: 0n, wallEnd: 0n };
+  const cpu: CpuWindow = {
+    selfStart: 0, selfEnd: 0, srvStart: NaN, srvEnd: NaN, eachStart: [], eachEnd: [], machStart: NaN, machEnd: NaN, wallStart: 0n, wallEnd: 0n,
+  };
+  const pids = opts.serverPids ?? (opts.serverPid !== undefined ? [opts.serverPid] : []);
+  const srvSample = (): { sum: number; each: number[] } => {
+    const each = pids.map(processCpuMs);
+    return { sum: pids.length === 0 ? NaN : each.reduce((a, b) => a + b, 0), each };
+  };
   const onMeasure = (edge: 'start' | 'end'): void => {
     if (edge === 'start' && ++started === 1) {
       cpu.wallStart = process.hrtime.bigint();
       cpu.selfStart = selfCpuMs();
       cpu.machStart = machineCpuMs().busyMs;
-      if (opts.serverPid !== undefined) cpu.srvStart = processCpuMs(opts.serverPid);
+      ({ sum: cpu.srvStart, each: cpu.eachStart } = srvSample());
     } else if (edge === 'end' && ++ended === workers) {
       cpu.wallEnd = process.hrtime.bigint();
       cpu.selfEnd = selfCpuMs();
       cpu.machEnd = machineCpuMs().busyMs;
-      if (opts.serverPid !== undefined) cpu.srvEnd = processCpuMs(opts.serverPid);
+      ({ sum: cpu.srvEnd, each: cpu.eachEnd } = srvSample());
     }
   };
 
+  const endpoints = (Array.isArray(opts.endpoint) ? opts.endpoint : [opts.endpoint]).map(targetOf);
+  if (endpoints.length === 0) throw new Error('loadgen: no endpoint');
   const spawned: Spawned[] = [];
   try {
+    let connOffset = 0;
     for (let w = 0; w < workers; w++) {
+      // Rotate so that global connection index k still maps to endpoints[k % n] across workers.
+      const rot = connOffset % endpoints.length;
+      const targets = [...endpoints.slice(rot), ...endpoints.slice(0, rot)];
+      connOffset += share(conns, workers, w);
       const cfg: DriverConfig = {
-        target: targetOf(opts.endpoint),
+        target: targets[0],
+        targets,
         workload: opts.workload,
         keys: opts.keys,
         clients: share(clients, workers, w),
@@ -276,6 +301,7 @@ function merge(
     errorSamples,
     loadgenCpuCores: wallMs > 0 ? round2((cpu.selfEnd - cpu.selfStart) / wallMs) : NaN,
     serverCpuCores: Number.isFinite(srvMs) && wallMs > 0 ? round2(srvMs / wallMs) : null,
+    ...(cpu.eachStart.length > 1 && wallMs > 0 ? { serverCpuCoresEach: cpu.eachStart.map((s0, i) => round2((cpu.eachEnd[i] - s0) / wallMs)) } : {}),
     machineCpuCores: wallMs > 0 ? round2((cpu.machEnd - cpu.machStart) / wallMs) : NaN,
     ...(extra !== undefined ? { extra } : {}),
   };
