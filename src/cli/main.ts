@@ -1,0 +1,177 @@
+/**
+ * cairnctl: etcdctl v3's command line over cairn's client. `run(argv)` resolves with
+ * the exit code (long-running commands such as watch resolve only when they end).
+ */
+import { Client } from '../client';
+import { COMMANDS, ETCDCTL_COMMANDS, type Command, type Ctx } from './commands';
+import { FlagSet, GLOBAL_FLAGS, flagUsageLine, parseFlags, type FlagSpec } from './flags';
+import { capnslogTime } from './gofmt';
+import type { Format } from './printers';
+import { CliExit, Exit, err, exitWithError, out } from './runtime';
+import { StdinReader } from './stdin';
+
+const HELP_FLAG: FlagSpec = { name: 'help', short: 'h', kind: 'bool', default: 'false', usage: 'help for this command' };
+const GLOBAL_VALUE_FLAGS = new Set(GLOBAL_FLAGS.filter((f) => f.kind !== 'bool').flatMap((f) => [`--${f.name}`, ...(f.short ? [`-${f.short}`] : [])]));
+
+/** Flags etcdctl has that cairnctl does not implement yet (TLS, auth, DNS discovery). */
+const UNSUPPORTED = ['user', 'password', 'cacert', 'cert', 'key', 'insecure-skip-tls-verify', 'discovery-srv', 'discovery-srv-name'];
+
+/** Commands that print with -w table. */
+const TABLE_OK = new Set(['member list', 'endpoint status', 'endpoint hashkv', 'endpoint health']);
+
+function levenshtein(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+    }
+  }
+  return d[a.length][b.length];
+}
+
+function usage(path: string[], cmd: Command | null): string {
+  const lines: string[] = [];
+  if (cmd === null) {
+    lines.push('NAME:', '\tcairnctl - etcdctl v3 compatible command line client for cairn (and etcd).', '', 'USAGE:', '\tcairnctl [flags] <command>', '', 'COMMANDS:');
+    for (const c of COMMANDS) lines.push(`\t${c.name.padEnd(12)}${c.short}`);
+  } else {
+    lines.push('NAME:', `\t${path.join(' ')} - ${cmd.short}`, '', 'USAGE:', `\tetcdctl ${cmd.usage}${cmd.flags.length > 0 ? ' [flags]' : ''}`, '');
+    if (cmd.sub) {
+      lines.push('COMMANDS:');
+      for (const c of cmd.sub) lines.push(`\t${c.name.padEnd(12)}${c.short}`);
+      lines.push('');
+    }
+    lines.push('OPTIONS:');
+    for (const f of [...cmd.flags, HELP_FLAG]) lines.push(flagUsageLine(f));
+  }
+  lines.push('', 'GLOBAL OPTIONS:');
+  for (const f of GLOBAL_FLAGS) lines.push(flagUsageLine(f));
+  return lines.join('\n') + '\n';
+}
+
+/** Split argv into the command path and the rest (cobra's stripFlags + Find). */
+function findCommand(argv: string[]): { path: Command[]; rest: string[]; unknown: string | null } {
+  const path: Command[] = [];
+  const rest: string[] = [];
+  let list: Command[] | undefined = COMMANDS;
+  let unknown: string | null = null;
+  let searching = true;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') {
+      rest.push(...argv.slice(i));
+      break;
+    }
+    if (a.startsWith('-')) {
+      rest.push(a);
+      if (GLOBAL_VALUE_FLAGS.has(a) && !a.includes('=') && i + 1 < argv.length) rest.push(argv[++i]);
+      continue;
+    }
+    if (searching && list !== undefined) {
+      const c: Command | undefined = list.find((x) => x.name === a);
+      if (c) {
+        path.push(c);
+        list = c.sub;
+        continue;
+      }
+      if (path.length === 0) unknown = a;
+      searching = false;
+    }
+    rest.push(a);
+  }
+  return { path, rest, unknown };
+}
+
+function applyEnv(globals: FlagSet): void {
+  const used = new Set<string>();
+  for (const f of GLOBAL_FLAGS) {
+    const key = 'ETCDCTL_' + f.name.toUpperCase().replace(/-/g, '_');
+    const v = process.env[key];
+    if (v === undefined) continue;
+    used.add(key);
+    if (globals.changed.has(f.name)) {
+      err(`${capnslogTime()} C | pkg/flags: conflicting environment variable ${JSON.stringify(key)} is shadowed by corresponding command-line flag (either unset environment variable or disable flag)\n`);
+      throw new CliExit(Exit.Error);
+    }
+    const e = globals.set(f.name, v);
+    if (e) exitWithError(Exit.Error, e);
+    globals.changed.delete(f.name);
+  }
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k.startsWith('ETCDCTL_') && !used.has(k) && k !== 'ETCDCTL_API') err(`${capnslogTime()} W | pkg/flags: unrecognized environment variable ${k}=${v ?? ''}\n`);
+  }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const clients: Client[] = [];
+  try {
+    const { path, rest, unknown } = findCommand(argv);
+    if (unknown !== null) {
+      const sugg = ETCDCTL_COMMANDS.filter((c) => levenshtein(unknown, c) <= 2 || c.startsWith(unknown));
+      let msg = `unknown command ${JSON.stringify(unknown)} for "etcdctl"`;
+      if (sugg.length > 0) msg += '\n\nDid you mean this?\n' + sugg.map((x) => `\t${x}\n`).join('');
+      err(`Error: ${msg}\nRun 'etcdctl --help' for usage.\n`);
+      exitWithError(Exit.Error, msg);
+    }
+    const globals = new FlagSet(GLOBAL_FLAGS);
+    const cmd = path.length > 0 ? path[path.length - 1] : null;
+    const own = new FlagSet([...(cmd?.flags ?? []), ...(path.length > 1 ? path[0].flags : []), HELP_FLAG]);
+    const p = parseFlags(rest, [own, globals]);
+    const names = path.map((c) => c.name);
+    if (p.error) {
+      err(`Error: ${p.error}\n`);
+      out(usage(['etcdctl', ...names], cmd));
+      err('\n');
+      exitWithError(Exit.Error, p.error);
+    }
+    if (cmd === null || own.bool('help') || cmd.run === undefined) {
+      if (cmd !== null && cmd.run === undefined && p.args.length > 0 && !own.bool('help')) {
+        exitWithError(Exit.Error, `unknown command ${JSON.stringify(p.args[0])} for "etcdctl ${names.join(' ')}"`);
+      }
+      out(usage(['etcdctl', ...names], cmd));
+      return 0;
+    }
+    if (cmd.noClient) {
+      await cmd.run({} as Ctx, p.args, own, p.dashArgs);
+      return 0;
+    }
+    applyEnv(globals);
+    for (const u of UNSUPPORTED) {
+      if (globals.changed.has(u) || (process.env['ETCDCTL_' + u.toUpperCase().replace(/-/g, '_')] ?? '') !== '' || globals.bool(u)) {
+        exitWithError(Exit.BadFeature, `--${u} is not supported by cairnctl yet (TLS, authentication and DNS discovery are not implemented)`);
+      }
+    }
+    const w = globals.str('write-out');
+    if (!['simple', 'json', 'fields', 'table', 'protobuf'].includes(w)) exitWithError(Exit.BadFeature, 'unsupported output format');
+    if (w === 'protobuf') exitWithError(Exit.BadFeature, 'protobuf output format is not supported by cairnctl yet');
+    if (w === 'table' && !TABLE_OK.has(names.join(' '))) exitWithError(Exit.BadFeature, 'table not supported as output format');
+    const endpoints = globals.list('endpoints');
+    const dialTimeoutMs = globals.num('dial-timeout');
+    const commandTimeoutMs = globals.num('command-timeout');
+    let main: Client | null = null;
+    const mk = (eps: string[]): Client => {
+      const c = new Client({ endpoints: eps, dialTimeoutMs, requestTimeoutMs: commandTimeoutMs });
+      clients.push(c);
+      return c;
+    };
+    const ctx: Ctx = {
+      display: { format: w as Format, hex: globals.bool('hex'), valueOnly: false },
+      endpoints,
+      dialTimeoutMs,
+      commandTimeoutMs,
+      stdin: new StdinReader(),
+      client: () => (main ??= mk(endpoints)),
+      clientFor: (ep) => mk([ep]),
+      target: (endpoints[0] ?? '').replace(/^[a-z]+:\/\//, ''),
+    };
+    await cmd.run(ctx, p.args, own, p.dashArgs);
+    return 0;
+  } catch (e) {
+    if (e instanceof CliExit) return e.code;
+    err(`Error: ${e instanceof Error ? e.message : String(e)}\n`);
+    return Exit.Error;
+  } finally {
+    for (const c of clients) c.close();
+  }
+}
