@@ -1,4 +1,4 @@
-import type { ServerDuplexStream, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { Metadata, status as Status, type ServerDuplexStream, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { etcdserverpb, mvccpb } from '../gen/proto';
 import { EventType, WatchEvent } from '../mvcc/types';
@@ -33,6 +33,21 @@ export function watchImplementation(member: CairnServer, log: Logger): UntypedSe
       call.on('error', () => stream.close());
       call.on('cancelled', () => stream.close());
       call.on('close', () => stream.close());
+      // clientv3's WithRequireLeader: a stream that asked for a leader is ended once the
+      // member has had none for three election timeouts, so the client moves elsewhere.
+      if (call.metadata.get('hasleader').some((v) => String(v) === 'true')) {
+        let missed = 0;
+        const timer = setInterval(() => {
+          missed = member.leaderId === 0n ? missed + 1 : 0;
+          if (missed < 3) return;
+          clearInterval(timer);
+          stream.close();
+          call.emit('error', { code: Status.UNAVAILABLE, details: 'etcdserver: no leader', metadata: new Metadata() });
+        }, member.config.electionTimeoutMs);
+        timer.unref();
+        call.on('close', () => clearInterval(timer));
+        call.on('cancelled', () => clearInterval(timer));
+      }
     },
   };
 }
