@@ -10,7 +10,9 @@ import { HTTP2_PREFACE, sniffHttp2 } from './authority';
 import { httpHandler } from './http';
 import { maintenanceImplementation, maintenanceService } from './maintenance';
 import { instrument } from './instrument';
+import { electionImplementation, electionService } from './election';
 import { kvImplementation, kvService } from './kv';
+import { lockImplementation, lockService } from './lock';
 import { leaseImplementation, leaseService } from './lease';
 import { Metrics } from './metrics';
 import { ErrorMapper } from './status';
@@ -50,6 +52,8 @@ export class ApiServer {
     grpc.addService(leaseService, instrument(leaseService, leaseImplementation(member, errors), metrics));
     grpc.addService(maintenanceService, instrument(maintenanceService, maintenanceImplementation(member, errors, log), metrics));
     grpc.addService(clusterService, instrument(clusterService, clusterImplementation(member, errors), metrics));
+    grpc.addService(lockService, instrument(lockService, lockImplementation(member, errors), metrics));
+    grpc.addService(electionService, instrument(electionService, electionImplementation(member, errors), metrics));
     const injector = grpc.createConnectionInjector(ServerCredentials.createInsecure());
     const http = createHttpServer(httpHandler(member, metrics, log));
     const route = (socket: Socket): void => {
