@@ -393,6 +393,6 @@ export function printTable(hdr: string[], rows: string[][]): void {
     return ' '.repeat(l) + s + ' '.repeat(pad - l);
   };
   out(line + '|' + hdr.map((h, i) => ' ' + center(h, w[i]) + ' ').join('|') + '|\n' + line);
-  for (const r of rows) out('|' + r.map((c, i) => ' ' + c + ' '.repeat(w[i] - [...c].length) + ' ').join('|') + '|\n');
+  for (const r of rows) out('|' + r.map((c, i) => ' ' + ' '.repeat(w[i] - [...c].length) + c + ' ').join('|') + '|\n');
   out(line);
 }
