@@ -18,7 +18,15 @@ export interface SessionOptions extends CallOptions {
 }
 
 /** Why a session ended. */
-export type SessionEnd = { reason: 'closed' } | { reason: 'orphaned' } | { reason: 'lost'; error: EtcdError };
+export type SessionEnd =
+  | { reason: 'closed' }
+  | { reason: 'orphaned' }
+  | { reason: 'lost'; error: EtcdError }
+  /** Someone stopped the lease's keep-alive (e.g. client.lease.revoke of this lease on the same client, or client.close()). */
+  | { reason: 'keepalive-stopped' };
+
+/** How often a session checks that its keep-alive still runs. */
+const KEEPER_CHECK_MS = 250;
 
 export class Session {
   private ended: SessionEnd | null = null;
@@ -39,8 +47,13 @@ export class Session {
     private readonly keeper: LeaseKeepAlive,
   ) {
     this.done = new Promise((r) => (this.resolveDone = r));
-    keeper.lost.then((error) => this.end({ reason: 'lost', error }));
+    keeper.onLost((error) => this.end({ reason: 'lost', error }));
+    this.check = setInterval(() => {
+      if (!this.keeper.active) this.end({ reason: 'keepalive-stopped' });
+    }, KEEPER_CHECK_MS);
+    this.check.unref();
   }
+  private readonly check: NodeJS.Timeout;
 
   /** Grant a lease (or adopt opts.lease) and keep it alive. */
   static async create(client: Client, opts: SessionOptions = {}): Promise<Session> {
@@ -75,6 +88,7 @@ export class Session {
 
   private end(e: SessionEnd): void {
     if (this.ended) return;
+    clearInterval(this.check);
     this.ended = e;
     this.resolveDone(e);
     for (const fn of this.listeners.splice(0)) fn(e);
