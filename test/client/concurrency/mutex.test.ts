@@ -48,7 +48,7 @@ for (const kind of ['cairn', 'etcd'] as const) {
       const intervals: Array<{ who: string; start: number; end: number }> = [];
       const counterKey = 'contended-counter';
       await client().put(counterKey, '0');
-      const rounds = 4;
+      const rounds = 6;
 
       const tsWorker = async (i: number): Promise<void> => {
         const c = client();
@@ -92,6 +92,9 @@ for (const kind of ['cairn', 'etcd'] as const) {
 
       await Promise.all([tsWorker(0), tsWorker(1), tsWorker(2), etcdctlWorker()]);
       assertNoOverlap(intervals);
+      // The holders really interleaved: some TypeScript hold came after an etcdctl hold.
+      const firstCtlEnd = Math.min(...intervals.filter((i) => i.who.startsWith('etcdctl')).map((i) => i.end));
+      expect(intervals.some((i) => i.who.startsWith('ts') && i.start >= firstCtlEnd)).toBe(true);
       expect(intervals).toHaveLength(3 * rounds + 3);
       expect(await client().getString(counterKey)).toBe(String(3 * rounds));
       for (const k of etcdctlKeys) expect(k).toMatch(new RegExp(`^${name}/[0-9a-f]+$`));
