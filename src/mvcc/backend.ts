@@ -37,8 +37,6 @@ async function syncDir(dir: string): Promise<void> {
 
 /** Entries read per LevelDB iterator step when scanning. */
 const SCAN_CHUNK_ENTRIES = 10_000;
-/** A batch larger than this is split, so one huge transaction cannot stall the writer. */
-const BATCH_OPS_MAX = 50_000;
 
 export class Backend {
   private queue: BatchOp[] = [];
@@ -171,10 +169,9 @@ export class Backend {
       this.syncRequested = false;
       try {
         const started = process.hrtime.bigint();
-        for (let i = 0; i < ops.length; i += BATCH_OPS_MAX) {
-          const last = i + BATCH_OPS_MAX >= ops.length;
-          await this.db.batch(ops.slice(i, i + BATCH_OPS_MAX), { sync: sync && last });
-        }
+        // One LevelDB batch, never split: it carries the applied index with the changes of
+        // the entries up to it, and a torn pair would make a replay apply some entries twice.
+        if (ops.length > 0) await this.db.batch(ops, { sync });
         if (ops.length > 0) this.onCommitDuration?.(Number(process.hrtime.bigint() - started) / 1e9);
         for (const w of waiters) w.resolve();
       } catch (e) {

@@ -164,6 +164,7 @@ export class CairnServer {
   private applyQueue: CommittedEntry[] = [];
   private applying = false;
   private installing = false;
+  private snapshotting = false;
   private snapshotIndex = 0;
   private applied: number;
   private releasedAt: number;
@@ -990,11 +991,28 @@ export class CairnServer {
 
   /** A Raft snapshot at the applied index: the log behind it shrinks, and WAL segments go once LevelDB is durable. */
   private takeSnapshot(): void {
-    const index = (this.raftLog as RaftLog).snapshot(this.applied);
-    this.snapshotIndex = this.applied;
-    if (index === undefined) return;
-    this.log.info({ index, log_first_index: (this.raftLog as RaftLog).firstIndex }, 'took a raft snapshot');
-    void this.releaseWal(index);
+    if (this.snapshotting) return;
+    this.snapshotting = true;
+    const applied = this.applied;
+    this.snapshotIndex = applied;
+    void (async () => {
+      try {
+        // LevelDB must hold everything up to `applied`, durably, before the WAL says a
+        // snapshot covers it: after a restart Raft replays only the entries after the mark,
+        // so a mark ahead of the store would skip the entries in between (found by the chaos
+        // harness: a member killed right after a snapshot lost its last applied entries).
+        await this.backend.sync();
+        const index = (this.raftLog as RaftLog).snapshot(applied);
+        if (index === undefined) return;
+        this.log.info({ index, log_first_index: (this.raftLog as RaftLog).firstIndex }, 'took a raft snapshot');
+        await this.wal.sync();
+        await this.wal.releaseTo(Math.min(index, this.store.consistentIndex));
+      } catch (e) {
+        fatal(this.log, e, 'taking a snapshot failed');
+      } finally {
+        this.snapshotting = false;
+      }
+    })();
   }
 
   /**
