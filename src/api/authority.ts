@@ -136,11 +136,14 @@ function frame(type: number, flags: number, stream: number, payload: Buffer): Bu
 
 /** Rewrites the client->server byte stream (after the preface): header blocks re-encoded, other frames untouched. */
 class Rewriter {
+  constructor(private readonly enabled: boolean) {}
+
   private rest: Buffer = Buffer.alloc(0);
   private readonly decoder = hpack.decompressor.create({ table: { size: HEADER_TABLE_BYTES } });
   private pending: { first: Frame; priority: Buffer | undefined; fragments: Buffer[] } | undefined;
 
   push(chunk: Buffer): Buffer[] {
+    if (!this.enabled) return [chunk];
     const { frames, rest } = parseFrames(this.rest.length ? Buffer.concat([this.rest, chunk]) : chunk);
     this.rest = Buffer.from(rest);
     const out: Buffer[] = [];
@@ -181,7 +184,7 @@ class Rewriter {
  * Takes over a socket whose first bytes were the HTTP/2 preface; calls `deliver` with
  * either the socket itself (bytes unshifted) or a rewriting Duplex, for node's HTTP/2.
  */
-export function sniffHttp2(socket: Socket, seen: Buffer, deliver: (conn: Socket | Duplex) => void): void {
+export function sniffHttp2(socket: Socket, seen: Buffer, deliver: (conn: Socket | Duplex) => void, alwaysProxy = false): void {
   let buf: Buffer = seen.subarray(HTTP2_PREFACE.length);
   const kept: Buffer[] = [];
   let ackSeen = false;
@@ -197,12 +200,14 @@ export function sniffHttp2(socket: Socket, seen: Buffer, deliver: (conn: Socket 
     socket.removeListener('data', onData);
     socket.pause();
     const held = Buffer.concat([...kept, buf]);
-    if (!rewrite) {
+    // A TLS socket cannot take unshifted bytes into node's HTTP/2 (it reads its native
+    // handle before them): such connections always go through the stream below.
+    if (!rewrite && !alwaysProxy) {
       socket.unshift(Buffer.concat([HTTP2_PREFACE, held]));
       deliver(socket);
       return;
     }
-    const rewriter = new Rewriter();
+    const rewriter = new Rewriter(rewrite);
     const proxy = new Duplex({
       read() {
         socket.resume();

@@ -6,7 +6,9 @@ import type { Logger } from 'pino';
 import { GRPC_OVERHEAD_BYTES } from '../server/config';
 import { CairnServer } from '../server/server';
 import { clusterImplementation, clusterService } from './cluster';
+import { TLSSocket } from 'node:tls';
 import { HTTP2_PREFACE, sniffHttp2 } from './authority';
+import { clientTls } from './tls';
 import { httpHandler } from './http';
 import { maintenanceImplementation, maintenanceService } from './maintenance';
 import { instrument } from './instrument';
@@ -22,6 +24,9 @@ import { watchImplementation, watchService } from './watch';
 // socket, as etcd does. The first bytes of a connection decide: the HTTP/2 connection
 // preface goes to the gRPC server, anything else to the HTTP handler (/health, /version,
 // /metrics).
+
+/** The first byte of a TLS connection (a handshake record). */
+const TLS_HANDSHAKE = 0x16;
 
 export interface ClientListener {
   url: string;
@@ -56,18 +61,49 @@ export class ApiServer {
     grpc.addService(electionService, instrument(electionService, electionImplementation(member, errors), metrics));
     const injector = grpc.createConnectionInjector(ServerCredentials.createInsecure());
     const http = createHttpServer(httpHandler(member, metrics, log));
-    const route = (socket: Socket): void => {
+    const tlsConfig = await clientTls(cfg, log);
+    // One socket per address: a URL list may name the same port as http:// and https://.
+    const route = (socket: Socket, mode: { plain: boolean; secure: boolean }, decrypted = false): void => {
       socket.setNoDelay(true);
       let seen: Buffer = Buffer.alloc(0);
       const onData = (chunk: Buffer): void => {
         seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+        if (!decrypted && seen[0] === TLS_HANDSHAKE) {
+          socket.removeListener('data', onData);
+          if (!mode.secure || tlsConfig === undefined) {
+            socket.destroy();
+            return;
+          }
+          socket.pause();
+          socket.unshift(seen);
+          const secure = new TLSSocket(socket, {
+            isServer: true,
+            secureContext: tlsConfig.context,
+            requestCert: tlsConfig.requestCert,
+            rejectUnauthorized: tlsConfig.requestCert,
+            // HTTP/1.1 first: clients offering both (curl, browsers) get /health and the
+            // gateway over it; gRPC clients offer only h2 and get it.
+            ALPNProtocols: ['http/1.1', 'h2'],
+          });
+          secure.once('secure', () => route(secure, mode, true));
+          secure.on('error', (e) => {
+            log.debug({ err: e }, 'TLS connection failed');
+            secure.destroy();
+          });
+          return;
+        }
+        if (!decrypted && !mode.plain) {
+          socket.removeListener('data', onData); // plaintext on an https-only address
+          socket.destroy();
+          return;
+        }
         const n = Math.min(seen.length, HTTP2_PREFACE.length);
         const isH2 = seen.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
         if (isH2 && n < HTTP2_PREFACE.length) return; // need more bytes to decide
         socket.removeListener('data', onData);
         if (isH2) {
           // http2 takes unshifted bytes from the paused socket itself (see authority.ts).
-          sniffHttp2(socket, seen, (conn) => injector.injectConnection(conn as Socket));
+          sniffHttp2(socket, seen, (conn) => injector.injectConnection(conn as Socket), decrypted);
           return;
         }
         socket.pause();
@@ -80,13 +116,31 @@ export class ApiServer {
     };
     const sockets: NetServer[] = [];
     const listeners: ClientListener[] = [];
+    const modes = new Map<string, { plain: boolean; secure: boolean }>();
+    const addressOf = (u: URL): string => (u.protocol.startsWith('unix') ? `unix:${u.host}${u.pathname}` : `${u.hostname}:${u.port || 2379}`);
     for (const url of cfg.listenClientUrls) {
       const u = new URL(url);
-      if (u.protocol === 'https:' || u.protocol === 'unixs:') throw new Error(`--listen-client-urls ${url}: TLS is not implemented in cairn yet`);
-      const server = createNetServer(route);
+      const secure = u.protocol === 'https:' || u.protocol === 'unixs:';
+      if (secure && tlsConfig === undefined) throw new Error(`--listen-client-urls ${url}: an https URL needs --cert-file and --key-file, or --auto-tls`);
+      const m = modes.get(addressOf(u)) ?? { plain: false, secure: false };
+      if (secure) m.secure = true;
+      else m.plain = true;
+      modes.set(addressOf(u), m);
+    }
+    const bound = new Set<string>();
+    for (const url of cfg.listenClientUrls) {
+      const u = new URL(url);
+      const address = addressOf(u);
+      if (bound.has(address)) {
+        listeners.push({ url, port: listeners.find((l) => addressOf(new URL(l.url)) === address)?.port ?? 0 });
+        continue;
+      }
+      bound.add(address);
+      const mode = modes.get(address)!;
+      const server = createNetServer((socket) => route(socket, mode));
       const port = await new Promise<number>((resolve, reject) => {
         server.once('error', (e) => reject(new Error(`cannot listen on ${url}: ${e.message}`)));
-        if (u.protocol === 'unix:') {
+        if (u.protocol === 'unix:' || u.protocol === 'unixs:') {
           const path = `${u.host}${u.pathname}`;
           unlink(path).catch(() => undefined).then(() => server.listen(path, () => resolve(0)));
         } else {

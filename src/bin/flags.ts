@@ -36,7 +36,7 @@ const accepted = (kind: Kind, note: string): FlagSpec => ({ kind, status: 'accep
 const refused = (kind: Kind, note: string): FlagSpec => ({ kind, status: 'refused', note });
 
 const NOT_CLUSTERED = 'this clustering feature is not implemented yet';
-const NO_TLS = 'TLS is not implemented in cairn yet';
+const NO_TLS = 'TLS between members (peer TLS) is not implemented in cairn yet';
 
 export const FLAGS: Record<string, FlagSpec> = {
   name: honoured('string', (c, v) => (c.name = v)),
@@ -107,13 +107,13 @@ export const FLAGS: Record<string, FlagSpec> = {
   'experimental-enable-lease-checkpoint': accepted('bool', 'cairn restarts a lease from its full TTL after a restart (no checkpoints yet)'),
   'experimental-backend-bbolt-freelist-type': accepted('string', 'cairn stores data in LevelDB, not bbolt'),
   'experimental-compaction-batch-limit': accepted('uint', 'compaction deletes in batches of its own size'),
-  'cert-file': refused('string', NO_TLS),
-  'key-file': refused('string', NO_TLS),
-  'trusted-ca-file': refused('string', NO_TLS),
-  'client-cert-auth': refused('bool', NO_TLS),
-  'client-crl-file': refused('string', NO_TLS),
-  'auto-tls': refused('bool', NO_TLS),
-  'cipher-suites': refused('string', NO_TLS),
+  'cert-file': honoured('string', (c, v) => (c.certFile = v)),
+  'key-file': honoured('string', (c, v) => (c.keyFile = v)),
+  'trusted-ca-file': honoured('string', (c, v) => (c.trustedCaFile = v)),
+  'client-cert-auth': honoured('bool', (c, v) => (c.clientCertAuth = v === 'true')),
+  'client-crl-file': honoured('string', (c, v) => (c.clientCrlFile = v)),
+  'auto-tls': honoured('bool', (c, v) => (c.autoTls = v === 'true')),
+  'cipher-suites': honoured('string', (c, v) => (c.cipherSuites = v)),
   'peer-cert-file': refused('string', NO_TLS),
   'peer-key-file': refused('string', NO_TLS),
   'peer-trusted-ca-file': refused('string', NO_TLS),

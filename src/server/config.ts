@@ -28,6 +28,14 @@ export interface ServerConfig {
   initialCorruptCheck: boolean;
   /** --max-concurrent-streams: HTTP/2 streams per client connection. */
   maxConcurrentStreams: number;
+  /** Client TLS: --cert-file, --key-file, --trusted-ca-file, --client-cert-auth, --client-crl-file, --auto-tls, --cipher-suites. */
+  certFile: string;
+  keyFile: string;
+  trustedCaFile: string;
+  clientCertAuth: boolean;
+  clientCrlFile: string;
+  autoTls: boolean;
+  cipherSuites: string;
   /** --force-new-cluster: restart as a one-member cluster from this member's data. */
   forceNewCluster: boolean;
   /** --experimental-watch-progress-notify-interval (etcd's default: 10 minutes). */
@@ -64,6 +72,13 @@ export function defaultConfig(): ServerConfig {
     logOutputs: ['default'],
     watchProgressNotifyIntervalMs: 10 * 60 * 1000,
     forceNewCluster: false,
+    certFile: '',
+    keyFile: '',
+    trustedCaFile: '',
+    clientCertAuth: false,
+    clientCrlFile: '',
+    autoTls: false,
+    cipherSuites: '',
     strictReconfigCheck: true,
     initialCorruptCheck: false,
     maxConcurrentStreams: 2 ** 31 - 1,

@@ -999,8 +999,7 @@ export class CairnServer {
       try {
         // LevelDB must hold everything up to `applied`, durably, before the WAL says a
         // snapshot covers it: after a restart Raft replays only the entries after the mark,
-        // so a mark ahead of the store would skip the entries in between (found by the chaos
-        // harness: a member killed right after a snapshot lost its last applied entries).
+        // so a mark ahead of the store would skip the entries in between.
         await this.backend.sync();
         const index = (this.raftLog as RaftLog).snapshot(applied);
         if (index === undefined) return;

@@ -192,13 +192,13 @@ describe('cairn command line', () => {
     expect(e).toMatchObject({ code: 0, signal: null });
   });
 
-  it('--cert-file is refused with a clear message (TLS not implemented yet)', async () => {
+  it('--peer-cert-file is refused with a clear message (peer TLS not implemented yet)', async () => {
     const cwd = makeTempDir('cairn-cli-');
     const { args } = await safeFlags();
-    const r = await runCairn([...args, '--cert-file', 'x'], { cwd });
+    const r = await runCairn([...args, '--peer-cert-file', 'x'], { cwd });
     expect(r.timedOut).toBe(false);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain('cert-file');
+    expect(r.stderr).toContain('peer-cert-file');
     expect(r.stderr).toMatch(/TLS/);
     expect(r.stderr).toMatch(/not (implemented|supported)/);
   });

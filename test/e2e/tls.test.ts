@@ -1,0 +1,82 @@
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { etcdctl, freePort, makeTempDir, repoRoot } from '../../bench/lib/procs';
+
+// TLS on the client port with etcd's flags, driven by etcd's etcdctl: a CA-signed server
+// certificate, http and https on one port, client certificate authentication, and
+// --auto-tls. Certificates are made with openssl for each run.
+
+let dir: string;
+const servers: ChildProcess[] = [];
+const ssl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+
+beforeAll(() => {
+  dir = makeTempDir('cairn-tls-');
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=test-ca');
+  writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost');
+  for (const [name, cn, ext] of [['server', 'cairn', true], ['client', 'root', false]] as const) {
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
+    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', ...(ext ? ['-extfile', 'san.ext'] : []));
+  }
+});
+afterAll(() => {
+  for (const s of servers) s.kill('SIGKILL');
+});
+
+/** Starts cairn with exactly these client URLs and flags; resolves when it says it is ready. */
+async function start(urls: (port: number) => string[], flags: string[]): Promise<{ output: () => string; port: number }> {
+  const port = await freePort();
+  const list = urls(port);
+  const child = spawn(process.execPath, [
+    join(repoRoot(), 'dist', 'src', 'bin', 'cairn.js'),
+    '--data-dir', makeTempDir('cairn-tls-data-'),
+    '--listen-client-urls', list.join(','), '--advertise-client-urls', list[0],
+    ...flags,
+  ]);
+  servers.push(child);
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const deadline = Date.now() + 20_000;
+  while (!out.includes('ready to serve client requests')) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`cairn did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { output: () => out, port };
+}
+
+const f = (name: string): string => join(dir, name);
+
+describe('client TLS', () => {
+  it('serves https with a CA-signed certificate and plain http on the same port', async () => {
+    const { port } = await start((p) => [`https://127.0.0.1:${p}`, `http://127.0.0.1:${p}`], ['--cert-file', f('server.pem'), '--key-file', f('server.key')]);
+    const put = await etcdctl(`https://127.0.0.1:${port}`, ['--cacert', f('ca.pem'), 'put', 'tls', 'yes']);
+    expect(put.code, put.stderr).toBe(0);
+    const plain = await etcdctl(`http://127.0.0.1:${port}`, ['get', 'tls', '--print-value-only']);
+    expect(plain.stdout.trim()).toBe('yes');
+    const status = await etcdctl(`https://127.0.0.1:${port}`, ['--cacert', f('ca.pem'), 'endpoint', 'status']);
+    expect(status.code, status.stderr).toBe(0);
+  });
+
+  it('an https-only port refuses plaintext, and --client-cert-auth refuses clients without a certificate', async () => {
+    const { port } = await start((p) => [`https://127.0.0.1:${p}`], [
+      '--cert-file', f('server.pem'), '--key-file', f('server.key'), '--trusted-ca-file', f('ca.pem'), '--client-cert-auth',
+    ]);
+    const url = `https://127.0.0.1:${port}`;
+    const noCert = await etcdctl(url, ['--cacert', f('ca.pem'), '--dial-timeout', '2s', '--command-timeout', '3s', 'put', 'a', 'b']);
+    expect(noCert.code).not.toBe(0);
+    const withCert = await etcdctl(url, ['--cacert', f('ca.pem'), '--cert', f('client.pem'), '--key', f('client.key'), 'put', 'a', 'b']);
+    expect(withCert.code, withCert.stderr).toBe(0);
+    const plain = await etcdctl(`http://127.0.0.1:${port}`, ['--dial-timeout', '2s', '--command-timeout', '3s', 'get', 'a']);
+    expect(plain.code).not.toBe(0);
+  });
+
+  it('--auto-tls generates a self-signed certificate kept in the data dir', async () => {
+    const { output, port } = await start((p) => [`https://127.0.0.1:${p}`], ['--auto-tls']);
+    const put = await etcdctl(`https://127.0.0.1:${port}`, ['--insecure-transport=false', '--insecure-skip-tls-verify', 'put', 'auto', 'tls']);
+    expect(put.code, put.stderr).toBe(0);
+    expect(output()).toContain('generated a self-signed client certificate');
+  });
+});
