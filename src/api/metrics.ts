@@ -2,6 +2,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { CairnServer } from '../server/server';
 import { CAIRN_VERSION, ETCD_API_VERSION } from '../version';
 
+const RTT_SAMPLE_INTERVAL_MS = 5000;
+
 // /metrics in Prometheus text format, with etcd's metric names so existing dashboards and
 // alerts work. Gauges read the member's live state when scraped.
 
@@ -37,13 +39,20 @@ export class Metrics {
     const buckets = Array.from({ length: 14 }, (_, i) => 0.001 * 2 ** i);
     const walFsync = new Histogram({ name: 'etcd_disk_wal_fsync_duration_seconds', help: 'The latency distributions of fsync called by WAL.', buckets, registers: [r] });
     const backendCommit = new Histogram({ name: 'etcd_disk_backend_commit_duration_seconds', help: 'The latency distributions of commit called by backend.', buckets, registers: [r] });
-    new Histogram({
+    const rtt = new Histogram({
       name: 'etcd_network_peer_round_trip_time_seconds',
       help: 'Round-Trip-Time histogram between peers',
       labelNames: ['To'],
       buckets: Array.from({ length: 16 }, (_, i) => 0.0001 * 2 ** i),
       registers: [r],
     });
+    // The peer transport measures round trips with its pings; sample them as etcd does.
+    const rttTimer = setInterval(() => {
+      for (const [id, st] of member.transport?.stats() ?? []) {
+        if (st.rttSeconds !== undefined) rtt.observe({ To: id.toString(16) }, st.rttSeconds);
+      }
+    }, RTT_SAMPLE_INTERVAL_MS);
+    rttTimer.unref();
     member.observeStorage(
       (s) => walFsync.observe(s),
       (s) => backendCommit.observe(s),
