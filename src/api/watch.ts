@@ -35,7 +35,8 @@ export function watchImplementation(member: CairnServer, log: Logger): UntypedSe
       call.on('close', () => stream.close());
       // clientv3's WithRequireLeader: a stream that asked for a leader is ended once the
       // member has had none for three election timeouts, so the client moves elsewhere.
-      if (call.metadata.get('hasleader').some((v) => String(v) === 'true')) {
+      // (The JSON gateway drives this handler with a call that has no gRPC metadata.)
+      if ((call.metadata?.get('hasleader') ?? []).some((v) => String(v) === 'true')) {
         let missed = 0;
         const timer = setInterval(() => {
           missed = member.leaderId === 0n ? missed + 1 : 0;
