@@ -28,11 +28,18 @@ export function instrument(def: ServiceDefinition, impl: UntypedServiceImplement
     };
     const h = handler as AnyHandler;
     if (type === 'unary') {
-      out[name] = ((call: unknown, callback: (err: { code?: number } | null, res?: unknown) => void) =>
-        h(call, (err: { code?: number } | null, res?: unknown) => {
+      out[name] = ((call: unknown, callback: (err: { code?: number; details?: string } | null, res?: unknown) => void) => {
+        const done = (err: { code?: number; details?: string } | null, res?: unknown): void => {
           count(err ? err.code ?? Status.UNKNOWN : Status.OK);
           callback(err, res);
-        })) as AnyHandler;
+        };
+        try {
+          h(call, done);
+        } catch (e) {
+          // A bug in one handler answers that call with Internal; it must not stop the member.
+          done({ code: Status.INTERNAL, details: `cairn: internal error: ${e instanceof Error ? e.message : String(e)}` });
+        }
+      }) as AnyHandler;
     } else {
       out[name] = ((call: { on(ev: string, f: () => void): void }) => {
         let counted = false;
@@ -42,7 +49,15 @@ export function instrument(def: ServiceDefinition, impl: UntypedServiceImplement
         };
         call.on('finish', once(Status.OK));
         call.on('cancelled', once(Status.CANCELLED));
-        h(call);
+        try {
+          h(call);
+        } catch (e) {
+          once(Status.INTERNAL)();
+          (call as unknown as { emit(ev: string, err: unknown): void }).emit('error', {
+            code: Status.INTERNAL,
+            details: `cairn: internal error: ${e instanceof Error ? e.message : String(e)}`,
+          });
+        }
       }) as AnyHandler;
     }
   }
