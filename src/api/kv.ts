@@ -1,11 +1,11 @@
-import type { ServiceDefinition, UntypedServiceImplementation, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
+import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { etcdserverpb } from '../gen/proto';
 import { validateSort } from '../server/apply';
-import { Errors } from '../server/errors';
 import { CairnServer } from '../server/server';
 import { method } from './codec';
 import { checkDeleteRequest, checkPutRequest, checkRangeRequest, checkTxnRequest } from './validate';
 import { ErrorMapper } from './status';
+import { noCheck, unaryHandler } from './unary';
 
 // etcd's KV service: validation as etcd's v3rpc does it, then the member's request paths,
 // then the response header filled with cluster, member, revision and term.
@@ -20,28 +20,8 @@ export const kvService: ServiceDefinition = {
   Compact: method('/etcdserverpb.KV/Compact', pb.CompactionRequest, pb.CompactionResponse),
 };
 
-interface WithHeader {
-  header?: etcdserverpb.IResponseHeader | null;
-}
-
 export function kvImplementation(server: CairnServer, errors: ErrorMapper): UntypedServiceImplementation {
-  function unary<Req, Res extends WithHeader>(check: (r: Req) => void, run: (r: Req) => Promise<Res>) {
-    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-      try {
-        check(call.request);
-      } catch (e) {
-        callback(errors.toStatus(e));
-        return;
-      }
-      run(call.request).then(
-        (resp) => {
-          resp.header = server.header(resp.header?.revision ? Number(resp.header.revision) : undefined);
-          callback(null, resp);
-        },
-        (e) => callback(errors.toStatus(e)),
-      );
-    };
-  }
+  const unary = unaryHandler(server, errors);
   const maxTxnOps = server.config.maxTxnOps;
   return {
     Range: unary<etcdserverpb.RangeRequest, etcdserverpb.IRangeResponse>(
@@ -54,11 +34,6 @@ export function kvImplementation(server: CairnServer, errors: ErrorMapper): Unty
     Put: unary<etcdserverpb.PutRequest, etcdserverpb.IPutResponse>(checkPutRequest, (r) => server.put(r)),
     DeleteRange: unary<etcdserverpb.DeleteRangeRequest, etcdserverpb.IDeleteRangeResponse>(checkDeleteRequest, (r) => server.deleteRange(r)),
     Txn: unary<etcdserverpb.TxnRequest, etcdserverpb.ITxnResponse>((r) => checkTxnRequest(r, maxTxnOps), (r) => server.txn(r)),
-    Compact: unary<etcdserverpb.CompactionRequest, etcdserverpb.ICompactionResponse>(
-      () => undefined,
-      (r) => server.compact(r),
-    ),
+    Compact: unary<etcdserverpb.CompactionRequest, etcdserverpb.ICompactionResponse>(noCheck, (r) => server.compact(r)),
   };
 }
-
-export { Errors };

@@ -1,9 +1,10 @@
-import type { ServerDuplexStream, ServiceDefinition, UntypedServiceImplementation, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
+import type { ServerDuplexStream, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { etcdserverpb } from '../gen/proto';
 import { toBigInt } from '../server/convert';
 import { CairnServer } from '../server/server';
 import { method } from './codec';
 import { ErrorMapper } from './status';
+import { noCheck, unaryHandler } from './unary';
 
 // etcd's Lease service. Grants and revokes go through the log; keep-alives renew the
 // leader's deadline directly, as etcd's do.
@@ -18,27 +19,13 @@ export const leaseService: ServiceDefinition = {
   LeaseLeases: method('/etcdserverpb.Lease/LeaseLeases', pb.LeaseLeasesRequest, pb.LeaseLeasesResponse),
 };
 
-interface WithHeader {
-  header?: etcdserverpb.IResponseHeader | null;
-}
-
 export function leaseImplementation(member: CairnServer, errors: ErrorMapper): UntypedServiceImplementation {
-  const unary =
-    <Req, Res extends WithHeader>(run: (r: Req) => Promise<Res>) =>
-    (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-      run(call.request).then(
-        (resp) => {
-          resp.header = member.header(resp.header?.revision ? Number(resp.header.revision) : undefined);
-          callback(null, resp);
-        },
-        (e) => callback(errors.toStatus(e)),
-      );
-    };
+  const unary = unaryHandler(member, errors);
   return {
-    LeaseGrant: unary((r: etcdserverpb.LeaseGrantRequest) => member.leaseGrant(r)),
-    LeaseRevoke: unary((r: etcdserverpb.LeaseRevokeRequest) => member.leaseRevoke(r)),
-    LeaseTimeToLive: unary((r: etcdserverpb.LeaseTimeToLiveRequest) => member.leaseTimeToLive(r)),
-    LeaseLeases: unary(() => member.leaseLeases()),
+    LeaseGrant: unary(noCheck, (r: etcdserverpb.LeaseGrantRequest) => member.leaseGrant(r)),
+    LeaseRevoke: unary(noCheck, (r: etcdserverpb.LeaseRevokeRequest) => member.leaseRevoke(r)),
+    LeaseTimeToLive: unary(noCheck, (r: etcdserverpb.LeaseTimeToLiveRequest) => member.leaseTimeToLive(r)),
+    LeaseLeases: unary(noCheck, () => member.leaseLeases()),
     LeaseKeepAlive: (call: ServerDuplexStream<etcdserverpb.LeaseKeepAliveRequest, etcdserverpb.ILeaseKeepAliveResponse>) => {
       // Answers go out in the order the requests came, even when a renewal is forwarded.
       let previous: Promise<void> = Promise.resolve();

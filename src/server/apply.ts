@@ -2,7 +2,7 @@ import { etcdserverpb } from '../gen/proto';
 import { MvccStore, WriteTxn } from '../mvcc/store';
 import { KeyValue, MvccError, RangeResult } from '../mvcc/types';
 import { asBuffer, kvToWire, toBigInt, toNumber } from './convert';
-import { Errors, EtcdError } from './errors';
+import { Errors } from './errors';
 
 // Executes KV requests against the store with etcd's semantics (etcd's applierV3backend):
 // what a Range returns, how Put and DeleteRange report prev values, how a Txn picks its
@@ -303,4 +303,3 @@ function branch(r: TxnRequest, succeeded: boolean): RequestOp[] {
   return (succeeded ? r.success : r.failure) ?? [];
 }
 
-export { EtcdError };
