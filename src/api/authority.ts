@@ -224,6 +224,12 @@ export function sniffHttp2(socket: Socket, seen: Buffer, deliver: (conn: Socket 
         cb(err);
       },
     });
+    // gRPC names a call's peer by the connection's address (the client-certificate lookup
+    // in caller.ts goes by it): the stand-in connection carries the real one's.
+    Object.defineProperties(proxy, {
+      remoteAddress: { value: socket.remoteAddress },
+      remotePort: { value: socket.remotePort },
+    });
     const feed = (chunk: Buffer): void => {
       try {
         for (const out of rewriter.push(chunk)) if (!proxy.push(out)) socket.pause();

@@ -21,10 +21,14 @@ export const clusterService: ServiceDefinition = {
 export function clusterImplementation(member: CairnServer, errors: ErrorMapper): UntypedServiceImplementation {
   const unary = unaryHandler(member, errors);
   return {
-    MemberList: unary(noCheck, async (): Promise<etcdserverpb.IMemberListResponse> => ({ members: member.memberList() })),
-    MemberAdd: unary(noCheck, (r: etcdserverpb.MemberAddRequest) => member.memberAdd(r)),
-    MemberRemove: unary(noCheck, (r: etcdserverpb.MemberRemoveRequest) => member.memberRemove(r)),
-    MemberUpdate: unary(noCheck, (r: etcdserverpb.MemberUpdateRequest) => member.memberUpdate(r)),
-    MemberPromote: unary(noCheck, (r: etcdserverpb.MemberPromoteRequest) => member.memberPromote(r)),
+    // Listing needs a known user once auth is on (etcd 3.4: anyone); changes need root, as in etcd.
+    MemberList: unary(noCheck, async (_r: unknown, caller): Promise<etcdserverpb.IMemberListResponse> => {
+      member.auth.checkAuthenticated(caller);
+      return { members: member.memberList() };
+    }),
+    MemberAdd: unary(noCheck, (r: etcdserverpb.MemberAddRequest, caller) => (member.auth.checkAdmin(caller), member.memberAdd(r))),
+    MemberRemove: unary(noCheck, (r: etcdserverpb.MemberRemoveRequest, caller) => (member.auth.checkAdmin(caller), member.memberRemove(r))),
+    MemberUpdate: unary(noCheck, (r: etcdserverpb.MemberUpdateRequest, caller) => (member.auth.checkAdmin(caller), member.memberUpdate(r))),
+    MemberPromote: unary(noCheck, (r: etcdserverpb.MemberPromoteRequest, caller) => (member.auth.checkAdmin(caller), member.memberPromote(r))),
   };
 }

@@ -19,6 +19,8 @@ import {
   sessionLease,
   waitDeletes,
 } from './lock';
+import type { Caller } from '../auth/store';
+import { callerOf } from './caller';
 import { ErrorMapper } from './status';
 
 // etcd's v3election service (server/etcdserver/api/v3election), which runs
@@ -45,29 +47,32 @@ const prefixOf = (name: Uint8Array | null | undefined): Buffer => Buffer.concat(
 
 export function electionImplementation(member: CairnServer, errors: ErrorMapper): UntypedServiceImplementation {
   /** Election.Proclaim: rewrite the leader key's value while its create revision is still ours. */
-  async function proclaim(key: Buffer, createRevision: number, lease: bigint, value: Buffer): Promise<number> {
-    const txn = await member.txn({ compare: [createRevisionIs(key, createRevision)], success: [putOp(key, value, lease)] });
+  async function proclaim(key: Buffer, createRevision: number, lease: bigint, value: Buffer, caller: Caller): Promise<number> {
+    const txn = await member.txn({ compare: [createRevisionIs(key, createRevision)], success: [putOp(key, value, lease)] }, caller);
     if (!txn.succeeded) throw errNotLeader();
     return rev(txn.header?.revision);
   }
 
   /** Election.Resign: delete the leader key if its create revision is still ours. */
-  async function resign(key: Buffer, createRevision: number): Promise<number> {
-    const txn = await member.txn({ compare: [createRevisionIs(key, createRevision)], success: [{ requestDeleteRange: { key } }] });
+  async function resign(key: Buffer, createRevision: number, caller: Caller): Promise<number> {
+    const txn = await member.txn({ compare: [createRevisionIs(key, createRevision)], success: [{ requestDeleteRange: { key } }] }, caller);
     return rev(txn.header?.revision);
   }
 
   return {
     Campaign: handler(member, errors, async (r: v3electionpb.CampaignRequest, ctx): Promise<v3electionpb.ICampaignResponse> => {
-      const lease = await sessionLease(member, r.lease);
+      const lease = await sessionLease(member, r.lease, ctx.caller);
       const prefix = prefixOf(r.name);
       const key = sessionKey(prefix, lease);
       const value = asBuffer(r.value);
-      const txn = await member.txn({
-        compare: [createRevisionIs(key, 0)],
-        success: [putOp(key, value, lease)],
-        failure: [{ requestRange: { key } }],
-      });
+      const txn = await member.txn(
+        {
+          compare: [createRevisionIs(key, 0)],
+          success: [putOp(key, value, lease)],
+          failure: [{ requestRange: { key } }],
+        },
+        ctx.caller,
+      );
       const revision = rev(txn.header?.revision);
       let leaderRev = revision;
       if (!txn.succeeded) {
@@ -76,9 +81,9 @@ export function electionImplementation(member: CairnServer, errors: ErrorMapper)
         leaderRev = rev(kv?.createRevision);
         if (!asBuffer(kv?.value).equals(value)) {
           try {
-            await proclaim(key, leaderRev, lease, value);
+            await proclaim(key, leaderRev, lease, value, ctx.caller);
           } catch (e) {
-            await resign(key, leaderRev).catch(() => undefined);
+            await resign(key, leaderRev, ctx.caller).catch(() => undefined);
             throw e;
           }
         }
@@ -87,37 +92,43 @@ export function electionImplementation(member: CairnServer, errors: ErrorMapper)
         await waitDeletes(member, ctx, prefix, leaderRev - 1);
       } catch (e) {
         // Election.Campaign withdraws the candidacy only when its context ended.
-        if (isCancelled(e)) await resign(key, leaderRev).catch(() => undefined);
+        if (isCancelled(e)) await resign(key, leaderRev, ctx.caller).catch(() => undefined);
         throw e;
       }
       return { header: { revision }, leader: { name: asBuffer(r.name), key, rev: leaderRev, lease: int64(lease) } };
     }),
 
-    Proclaim: handler(member, errors, async (r: v3electionpb.ProclaimRequest): Promise<v3electionpb.IProclaimResponse> => {
+    Proclaim: handler(member, errors, async (r: v3electionpb.ProclaimRequest, ctx): Promise<v3electionpb.IProclaimResponse> => {
       const leader = r.leader;
       if (!leader) throw errMissingLeaderKey();
-      const lease = await sessionLease(member, leader.lease);
-      const revision = await proclaim(asBuffer(leader.key), rev(leader.rev), lease, asBuffer(r.value));
+      const lease = await sessionLease(member, leader.lease, ctx.caller);
+      const revision = await proclaim(asBuffer(leader.key), rev(leader.rev), lease, asBuffer(r.value), ctx.caller);
       return { header: { revision } };
     }),
 
-    Resign: handler(member, errors, async (r: v3electionpb.ResignRequest): Promise<v3electionpb.IResignResponse> => {
+    Resign: handler(member, errors, async (r: v3electionpb.ResignRequest, ctx): Promise<v3electionpb.IResignResponse> => {
       const leader = r.leader;
       if (!leader) throw errMissingLeaderKey();
-      await sessionLease(member, leader.lease); // etcd's session grants a (never used) lease for lease 0
-      const revision = await resign(asBuffer(leader.key), rev(leader.rev));
+      await sessionLease(member, leader.lease, ctx.caller); // etcd's session grants a (never used) lease for lease 0
+      const revision = await resign(asBuffer(leader.key), rev(leader.rev), ctx.caller);
       return { header: { revision } };
     }),
 
-    Leader: handler(member, errors, async (r: v3electionpb.LeaderRequest): Promise<v3electionpb.ILeaderResponse> => {
-      const resp = await member.range(firstCreate(prefixOf(r.name)));
+    Leader: handler(member, errors, async (r: v3electionpb.LeaderRequest, ctx): Promise<v3electionpb.ILeaderResponse> => {
+      const resp = await member.range(firstCreate(prefixOf(r.name)), ctx.caller);
       const kv = resp.kvs?.[0];
       if (kv === undefined) throw errNoLeader();
       return { header: { revision: rev(resp.header?.revision) }, kv };
     }),
 
     Observe: (call: ServerWritableStream<v3electionpb.LeaderRequest, v3electionpb.ILeaderResponse>) => {
-      const ctx = new CallContext(call);
+      let ctx: CallContext;
+      try {
+        ctx = new CallContext(call, callerOf(member, call));
+      } catch (e) {
+        call.emit('error', errors.toStatus(e));
+        return;
+      }
       observe(member, ctx, prefixOf(call.request.name), (revision, kv) => {
         if (!ctx.cancelled) call.write({ header: member.header(revision), kv });
       }).then(
@@ -147,7 +158,7 @@ async function observe(
 ): Promise<void> {
   for (;;) {
     ctx.check();
-    const resp = await member.range(firstCreate(prefix));
+    const resp = await member.range(firstCreate(prefix), ctx.caller);
     let kv: mvccpb.IKeyValue | undefined = resp.kvs?.[0];
     let revision = rev(resp.header?.revision);
     if (kv === undefined) {

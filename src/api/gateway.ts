@@ -1,13 +1,15 @@
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
-import type { ServiceError, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { Metadata, type ServiceError, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { etcdserverpb } from '../gen/proto';
 import { GRPC_OVERHEAD_BYTES } from '../server/config';
 import { toBigInt } from '../server/convert';
 import { Errors } from '../server/errors';
 import { CairnServer } from '../server/server';
+import { authImplementation, authService } from './auth';
+import type { CallLike } from './caller';
 import { clusterImplementation, clusterService } from './cluster';
 import { JsonSyntaxError, JsonValueStream, parseFirstValue, type JsonValue } from './gateway/json';
 import { JsonMappingError, loadSchema, requestFromJson, responseToJson } from './gateway/protojson';
@@ -55,14 +57,14 @@ interface GrpcStatus {
   message: string;
 }
 
-type UnaryHandler = (call: { request: unknown }, cb: (err: Partial<ServiceError> | null, res?: unknown) => void) => void;
+type UnaryHandler = (call: { request: unknown } & CallLike, cb: (err: Partial<ServiceError> | null, res?: unknown) => void) => void;
 type StreamHandler = (call: unknown) => void;
 
 interface UnaryRoute {
   kind: 'unary';
   request: string;
   response: string;
-  run: (request: unknown) => Promise<unknown>;
+  run: (request: unknown, from: IncomingMessage) => Promise<unknown>;
   /** Adjust the JSON to what etcd's gateway answers for this call. */
   shape?: (json: Record<string, unknown>) => void;
 }
@@ -94,6 +96,7 @@ export function gatewayHandler(member: CairnServer, metrics: Metrics, log: Logge
   const lease = instrument(leaseService, leaseImplementation(member, errors), metrics);
   const maintenance = instrument(maintenanceService, maintenanceImplementation(member, errors, log), metrics);
   const cluster = instrument(clusterService, clusterImplementation(member, errors), metrics);
+  const auth = instrument(authService, authImplementation(member, errors), metrics);
   const watch = instrument(watchService, watchImplementation(member, log), metrics).Watch as unknown as StreamHandler;
   const snapshot = maintenance.Snapshot as unknown as StreamHandler;
   const maxMessage = member.config.maxRequestBytes + GRPC_OVERHEAD_BYTES;
@@ -102,10 +105,10 @@ export function gatewayHandler(member: CairnServer, metrics: Metrics, log: Logge
 
   const via = (impl: UntypedServiceImplementation, name: string) => {
     const h = impl[name] as unknown as UnaryHandler;
-    return (request: unknown): Promise<unknown> =>
+    return (request: unknown, from: IncomingMessage): Promise<unknown> =>
       new Promise((resolve, reject) => {
         try {
-          h({ request }, (err, res) => (err ? reject(err) : resolve(res)));
+          h({ request, ...callIdentity(from) }, (err, res) => (err ? reject(err) : resolve(res)));
         } catch (e) {
           reject(errors.toStatus(e));
         }
@@ -159,10 +162,26 @@ export function gatewayHandler(member: CairnServer, metrics: Metrics, log: Logge
     ],
   ]);
   // The rest of etcd 3.4's gateway: services cairn does not serve yet answer Unimplemented.
+  const authRoutes: Array<[string, string, string]> = [
+    ['auth/enable', 'AuthEnable', 'AuthEnable'],
+    ['auth/disable', 'AuthDisable', 'AuthDisable'],
+    ['auth/authenticate', 'Authenticate', 'Authenticate'],
+    ['auth/user/add', 'UserAdd', 'AuthUserAdd'],
+    ['auth/user/get', 'UserGet', 'AuthUserGet'],
+    ['auth/user/list', 'UserList', 'AuthUserList'],
+    ['auth/user/delete', 'UserDelete', 'AuthUserDelete'],
+    ['auth/user/changepw', 'UserChangePassword', 'AuthUserChangePassword'],
+    ['auth/user/grant', 'UserGrantRole', 'AuthUserGrantRole'],
+    ['auth/user/revoke', 'UserRevokeRole', 'AuthUserRevokeRole'],
+    ['auth/role/add', 'RoleAdd', 'AuthRoleAdd'],
+    ['auth/role/get', 'RoleGet', 'AuthRoleGet'],
+    ['auth/role/list', 'RoleList', 'AuthRoleList'],
+    ['auth/role/delete', 'RoleDelete', 'AuthRoleDelete'],
+    ['auth/role/grant', 'RoleGrantPermission', 'AuthRoleGrantPermission'],
+    ['auth/role/revoke', 'RoleRevokePermission', 'AuthRoleRevokePermission'],
+  ];
+  for (const [path, rpc, type] of authRoutes) routes.set(path, unary(auth, rpc, `${type}Request`, `${type}Response`));
   const missing: Array<[string, string[]]> = [
-    ['the auth API', ['auth/enable', 'auth/disable', 'auth/authenticate', 'auth/user/add', 'auth/user/get', 'auth/user/list',
-      'auth/user/delete', 'auth/user/changepw', 'auth/user/grant', 'auth/user/revoke', 'auth/role/add', 'auth/role/get',
-      'auth/role/list', 'auth/role/delete', 'auth/role/grant', 'auth/role/revoke']],
     ['the election API', ['election/campaign', 'election/proclaim', 'election/leader', 'election/observe', 'election/resign']],
     ['the lock API', ['lock/lock', 'lock/unlock']],
   ];
@@ -242,7 +261,7 @@ export function gatewayHandler(member: CairnServer, metrics: Metrics, log: Logge
     if (request === undefined) return;
     let response: unknown;
     try {
-      response = await route.run(request);
+      response = await route.run(request, req);
     } catch (e) {
       sendError(res, statusOf(e));
       return;
@@ -318,7 +337,7 @@ export function gatewayHandler(member: CairnServer, metrics: Metrics, log: Logge
 
   const serveWatch = (req: IncomingMessage, res: ServerResponse): void => {
     readRequestStream(req, res, 'WatchRequest', () => {
-      const call = new StreamCall(res, 'WatchResponse', log);
+      const call = new StreamCall(res, 'WatchResponse', log, req);
       watch(call);
       // The body's end is grpc-gateway's CloseSend: etcd keeps the watch stream open until
       // the client goes away, so it is not passed on as 'end'.
@@ -328,7 +347,7 @@ export function gatewayHandler(member: CairnServer, metrics: Metrics, log: Logge
 
   const serveKeepAlive = (req: IncomingMessage, res: ServerResponse): void => {
     readRequestStream(req, res, 'LeaseKeepAliveRequest', () => {
-      const call = new StreamCall(res, 'LeaseKeepAliveResponse', log);
+      const call = new StreamCall(res, 'LeaseKeepAliveResponse', log, req);
       // One answer per request, in order; the stream ends once the body has and all are answered.
       let previous: Promise<void> = Promise.resolve();
       return {
@@ -355,7 +374,7 @@ export function gatewayHandler(member: CairnServer, metrics: Metrics, log: Logge
   const serveSnapshot = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const request = await readRequest<etcdserverpb.SnapshotRequest>(req, res, 'SnapshotRequest');
     if (request === undefined) return;
-    const call = new StreamCall(res, 'SnapshotResponse', log);
+    const call = new StreamCall(res, 'SnapshotResponse', log, req);
     call.request = request;
     snapshot(call);
   };
@@ -409,11 +428,14 @@ export function gatewayHandler(member: CairnServer, metrics: Metrics, log: Logge
 class StreamCall extends EventEmitter {
   cancelled = false;
   request: unknown;
+  readonly metadata: Metadata;
+  readonly getPeer: () => string;
   private started = false;
   private finished = false;
 
-  constructor(private readonly res: ServerResponse, private readonly responseType: string, private readonly log: Logger) {
+  constructor(private readonly res: ServerResponse, private readonly responseType: string, private readonly log: Logger, from: IncomingMessage) {
     super();
+    ({ metadata: this.metadata, getPeer: this.getPeer } = callIdentity(from));
     res.on('drain', () => this.emit('drain'));
     res.on('close', () => {
       if (this.finished) return;
@@ -462,4 +484,18 @@ class StreamCall extends EventEmitter {
     this.res.end();
     this.emit('finish');
   }
+}
+
+/**
+ * What a gateway request says of its caller, in the form the gRPC handlers read: the token
+ * from the Authorization (or Token) header, and the connection's address for the client
+ * certificate's name.
+ */
+function callIdentity(req: IncomingMessage): { metadata: Metadata; getPeer: () => string } {
+  const metadata = new Metadata();
+  const token = req.headers.authorization ?? req.headers.token;
+  if (typeof token === 'string' && token !== '') metadata.set('authorization', token);
+  const addr = req.socket.remoteAddress ?? '';
+  const peer = addr.includes(':') ? `[${addr}]:${req.socket.remotePort}` : `${addr}:${req.socket.remotePort}`;
+  return { metadata, getPeer: () => peer };
 }

@@ -5,9 +5,11 @@ import { unlink } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { GRPC_OVERHEAD_BYTES } from '../server/config';
 import { CairnServer } from '../server/server';
+import { authImplementation, authService } from './auth';
 import { clusterImplementation, clusterService } from './cluster';
 import { TLSSocket } from 'node:tls';
 import { HTTP2_PREFACE, sniffHttp2 } from './authority';
+import { rememberCertName } from './caller';
 import { clientTls } from './tls';
 import { httpHandler } from './http';
 import { maintenanceImplementation, maintenanceService } from './maintenance';
@@ -59,6 +61,7 @@ export class ApiServer {
     grpc.addService(clusterService, instrument(clusterService, clusterImplementation(member, errors), metrics));
     grpc.addService(lockService, instrument(lockService, lockImplementation(member, errors), metrics));
     grpc.addService(electionService, instrument(electionService, electionImplementation(member, errors), metrics));
+    grpc.addService(authService, instrument(authService, authImplementation(member, errors), metrics));
     const injector = grpc.createConnectionInjector(ServerCredentials.createInsecure());
     const http = createHttpServer(httpHandler(member, metrics, log));
     const tlsConfig = await clientTls(cfg, log);
@@ -85,7 +88,15 @@ export class ApiServer {
             // gateway over it; gRPC clients offer only h2 and get it.
             ALPNProtocols: ['http/1.1', 'h2'],
           });
-          secure.once('secure', () => route(secure, mode, true));
+          secure.once('secure', () => {
+            // With --client-cert-auth the verified certificate's common name is the user
+            // when a call carries no token (etcd's AuthInfoFromTLS).
+            if (cfg.clientCertAuth && secure.authorized) {
+              const cn = secure.getPeerCertificate()?.subject?.CN;
+              if (typeof cn === 'string') rememberCertName(secure.remoteAddress, secure.remotePort, cn, (f) => secure.once('close', f));
+            }
+            route(secure, mode, true);
+          });
           secure.on('error', (e) => {
             log.debug({ err: e }, 'TLS connection failed');
             secure.destroy();

@@ -8,6 +8,8 @@ import { EtcdError, Errors } from '../server/errors';
 import { asBuffer, int64, toBigInt, toNumber } from '../server/convert';
 import { CairnServer } from '../server/server';
 import { method } from './codec';
+import type { Caller } from '../auth/store';
+import { callerOf } from './caller';
 import { ErrorMapper } from './status';
 
 // etcd's v3lock service (server/etcdserver/api/v3lock). etcd serves it by running
@@ -53,7 +55,8 @@ export class CallContext {
   private done = false;
   private readonly listeners = new Set<() => void>();
 
-  constructor(call: { on(ev: 'cancelled', f: () => void): unknown }) {
+  /** Who asked: the lock and election recipes run with the caller's permissions, as etcd's do. */
+  constructor(call: { on(ev: 'cancelled', f: () => void): unknown }, readonly caller: Caller) {
     call.on('cancelled', () => this.cancel());
   }
 
@@ -103,9 +106,10 @@ export function sessionKey(prefix: Buffer, lease: bigint): Buffer {
  * concurrency.NewSession(WithLease(lease)) then Orphan(): lease 0 grants a fresh lease with
  * the default session TTL; any other value is used as it is (not checked, not kept alive).
  */
-export async function sessionLease(member: CairnServer, lease: Long | number | null | undefined): Promise<bigint> {
+export async function sessionLease(member: CairnServer, lease: Long | number | null | undefined, caller: Caller): Promise<bigint> {
   const id = toBigInt(lease);
   if (id !== 0n) return id;
+  member.auth.checkAuthenticated(caller);
   const resp = await member.leaseGrant({ TTL: SESSION_TTL_SECONDS });
   return toBigInt(resp.ID);
 }
@@ -226,7 +230,7 @@ async function waitDelete(member: CairnServer, ctx: CallContext, key: Buffer, re
 export async function waitDeletes(member: CairnServer, ctx: CallContext, prefix: Buffer, maxCreateRevision: number): Promise<number> {
   for (;;) {
     ctx.check();
-    const resp = await member.range(lastCreateBelow(prefix, maxCreateRevision));
+    const resp = await member.range(lastCreateBelow(prefix, maxCreateRevision), ctx.caller);
     const revision = rev(resp.header?.revision);
     const kvs = resp.kvs ?? [];
     if (kvs.length === 0) return revision;
@@ -245,7 +249,13 @@ export function handler<Req, Res extends { header?: etcdserverpb.IResponseHeader
   run: (r: Req, ctx: CallContext) => Promise<Res>,
 ) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-    const ctx = new CallContext(call);
+    let ctx: CallContext;
+    try {
+      ctx = new CallContext(call, callerOf(member, call));
+    } catch (e) {
+      callback(toUnknown(errors, e));
+      return;
+    }
     run(call.request, ctx).then(
       (resp) => {
         resp.header = member.header(rev(resp.header?.revision) || undefined);
@@ -259,17 +269,20 @@ export function handler<Req, Res extends { header?: etcdserverpb.IResponseHeader
 export function lockImplementation(member: CairnServer, errors: ErrorMapper): UntypedServiceImplementation {
   return {
     Lock: handler(member, errors, async (r: v3lockpb.LockRequest, ctx): Promise<v3lockpb.ILockResponse> => {
-      const lease = await sessionLease(member, r.lease);
+      const lease = await sessionLease(member, r.lease, ctx.caller);
       const prefix = Buffer.concat([asBuffer(r.name), Buffer.from('/')]);
       const key = sessionKey(prefix, lease);
       // Mutex.tryAcquire: take a place in the queue (or find the one this lease holds) and
       // read the current owner in the same transaction.
       const getOwner: etcdserverpb.IRequestOp = { requestRange: firstCreate(prefix) };
-      const txn = await member.txn({
-        compare: [createRevisionIs(key, 0)],
-        success: [putOp(key, Buffer.alloc(0), lease), getOwner],
-        failure: [{ requestRange: { key } }, getOwner],
-      });
+      const txn = await member.txn(
+        {
+          compare: [createRevisionIs(key, 0)],
+          success: [putOp(key, Buffer.alloc(0), lease), getOwner],
+          failure: [{ requestRange: { key } }, getOwner],
+        },
+        ctx.caller,
+      );
       const txnRevision = rev(txn.header?.revision);
       const responses = txn.responses ?? [];
       const myRev = txn.succeeded ? txnRevision : rev(responses[0].responseRange?.kvs?.[0]?.createRevision);
@@ -280,20 +293,20 @@ export function lockImplementation(member: CairnServer, errors: ErrorMapper): Un
         await waitDeletes(member, ctx, prefix, myRev - 1);
         // etcd 3.5's Mutex.Lock (not 3.4's): a waiter whose lease expired meanwhile has lost
         // its key, and must not be told it holds the lock.
-        const mine = await member.range({ key });
+        const mine = await member.range({ key }, ctx.caller);
         if ((mine.kvs ?? []).length === 0) throw new PlainError(SESSION_EXPIRED);
         revision = rev(mine.header?.revision);
       } catch (e) {
         // Mutex.Lock releases its place in the queue when the wait fails.
-        if (!(e instanceof PlainError)) await member.deleteRange({ key }).catch(() => undefined);
+        if (!(e instanceof PlainError)) await member.deleteRange({ key }, ctx.caller).catch(() => undefined);
         throw e;
       }
       return { header: { revision }, key };
     }),
-    Unlock: handler(member, errors, async (r: v3lockpb.UnlockRequest): Promise<v3lockpb.IUnlockResponse> => {
+    Unlock: handler(member, errors, async (r: v3lockpb.UnlockRequest, ctx): Promise<v3lockpb.IUnlockResponse> => {
       const key = asBuffer(r.key);
       if (key.length === 0) throw Errors.emptyKey();
-      const resp = await member.deleteRange({ key });
+      const resp = await member.deleteRange({ key }, ctx.caller);
       return { header: resp.header };
     }),
   };

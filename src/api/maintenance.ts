@@ -5,6 +5,7 @@ import { toBigInt } from '../server/convert';
 import { CairnServer } from '../server/server';
 import { method } from './codec';
 import { ErrorMapper } from './status';
+import { callerOf } from './caller';
 import { noCheck, unaryHandler } from './unary';
 
 // etcd's Maintenance service: Status, Alarm, Hash, HashKV, Snapshot, Defragment, MoveLeader.
@@ -24,15 +25,22 @@ export const maintenanceService: ServiceDefinition = {
 export function maintenanceImplementation(member: CairnServer, errors: ErrorMapper, log: Logger): UntypedServiceImplementation {
   const unary = unaryHandler(member, errors);
   return {
-    Alarm: unary(noCheck, (r: etcdserverpb.AlarmRequest) => member.alarm(r)),
-    Status: unary(noCheck, () => member.status()),
-    Defragment: unary(noCheck, () => member.defragment()),
-    Hash: unary(noCheck, () => member.hash()),
-    HashKV: unary(noCheck, (r: etcdserverpb.HashKVRequest) => member.hashKV(r)),
-    MoveLeader: unary(noCheck, (r: etcdserverpb.MoveLeaderRequest) => member.moveLeader(toBigInt(r.targetID, true))),
+    // As etcd: defragment, hashes, snapshots (and here also leader moves and alarm
+    // changes) need root once auth is on; status and alarm lists need a known user.
+    Alarm: unary(noCheck, (r: etcdserverpb.AlarmRequest, caller) => {
+      if ((r.action ?? 0) === etcdserverpb.AlarmRequest.AlarmAction.GET) member.auth.checkAuthenticated(caller);
+      else member.auth.checkAdmin(caller);
+      return member.alarm(r);
+    }),
+    Status: unary(noCheck, (_r: unknown, caller) => (member.auth.checkAuthenticated(caller), member.status())),
+    Defragment: unary(noCheck, (_r: unknown, caller) => (member.auth.checkAdmin(caller), member.defragment())),
+    Hash: unary(noCheck, (_r: unknown, caller) => (member.auth.checkAdmin(caller), member.hash())),
+    HashKV: unary(noCheck, (r: etcdserverpb.HashKVRequest, caller) => (member.auth.checkAdmin(caller), member.hashKV(r))),
+    MoveLeader: unary(noCheck, (r: etcdserverpb.MoveLeaderRequest, caller) => (member.auth.checkAdmin(caller), member.moveLeader(toBigInt(r.targetID, true)))),
     Snapshot: (call: ServerWritableStream<etcdserverpb.SnapshotRequest, etcdserverpb.ISnapshotResponse>) => {
       void (async () => {
         try {
+          member.auth.checkAdmin(callerOf(member, call));
           for await (const blob of member.snapshot()) {
             if (call.cancelled) return;
             if (!call.write({ header: member.header(), remainingBytes: 0, blob })) {

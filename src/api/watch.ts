@@ -4,6 +4,8 @@ import { etcdserverpb, mvccpb } from '../gen/proto';
 import { EventType, WatchEvent } from '../mvcc/types';
 import { WatchFilter, WatchSink, Watcher } from '../mvcc/watch-hub';
 import { asBuffer, kvToWire, toNumber } from '../server/convert';
+import type { AuthInfo } from '../auth/store';
+import { callerOf } from './caller';
 import { CairnServer } from '../server/server';
 import { method } from './codec';
 
@@ -18,12 +20,23 @@ export const watchService: ServiceDefinition = {
   Watch: method('/etcdserverpb.Watch/Watch', pb.WatchRequest, pb.WatchResponse, { request: true, response: true }),
 };
 
+/** etcd puts the whole gRPC error text of ErrGRPCPermissionDenied in the cancel reason. */
+const PERMISSION_DENIED_REASON = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied';
+
 type Call = ServerDuplexStream<etcdserverpb.WatchRequest, etcdserverpb.IWatchResponse>;
 
 export function watchImplementation(member: CairnServer, log: Logger): UntypedServiceImplementation {
   return {
     Watch: (call: Call) => {
-      const stream = new WatchStream(member, call, log);
+      let caller: AuthInfo;
+      try {
+        caller = callerOf(member, call);
+      } catch (e) {
+        const err = e as { code?: number; message?: string };
+        call.emit('error', { code: err.code ?? Status.UNKNOWN, details: err.message ?? String(e), metadata: new Metadata() });
+        return;
+      }
+      const stream = new WatchStream(member, call, log, caller);
       call.on('data', (req: etcdserverpb.WatchRequest) => stream.onRequest(req));
       call.on('drain', () => stream.onDrain());
       call.on('end', () => {
@@ -68,7 +81,12 @@ class WatchStream implements WatchSink {
   private closed = false;
   private progressTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly member: CairnServer, private readonly call: Call, private readonly log: Logger) {}
+  constructor(
+    private readonly member: CairnServer,
+    private readonly call: Call,
+    private readonly log: Logger,
+    private readonly caller: AuthInfo,
+  ) {}
 
   onRequest(req: etcdserverpb.WatchRequest): void {
     if (this.closed) return;
@@ -86,6 +104,13 @@ class WatchStream implements WatchSink {
     const rawEnd = c.rangeEnd && c.rangeEnd.length > 0 ? asBuffer(c.rangeEnd) : undefined;
     const end = rawEnd && rawEnd.length === 1 && rawEnd[0] === 0 ? Buffer.alloc(0) : rawEnd;
     const header = this.member.header();
+    try {
+      this.member.auth.checkRange(this.caller, key, rawEnd);
+    } catch {
+      // etcd answers a watch it does not permit with a created-and-canceled notice.
+      this.write({ header, watchId: c.watchId ?? 0, created: true, canceled: true, cancelReason: PERMISSION_DENIED_REASON });
+      return;
+    }
     if (end !== undefined && end.length > 0 && Buffer.compare(key, end) >= 0) {
       this.write({ header, watchId: -1, created: true, canceled: true, cancelReason: 'mvcc: watcher range is empty' });
       return;

@@ -1,3 +1,4 @@
+import { parseAuthToken } from '../auth/tokens';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import {
@@ -101,8 +102,20 @@ export const FLAGS: Record<string, FlagSpec> = {
   'grpc-keepalive-timeout': accepted('string', 'gRPC keepalive settings are not configurable yet'),
   cors: accepted('string', 'the HTTP gateway is not implemented yet'),
   'host-whitelist': accepted('string', 'the HTTP gateway is not implemented yet'),
-  'auth-token': accepted('string', 'authentication is not implemented yet'),
-  'bcrypt-cost': accepted('uint', 'authentication is not implemented yet'),
+  'auth-token': honoured('string', (c, v) => {
+    try {
+      parseAuthToken(v, 0, (d) => durationMs(d, 'auth-token'));
+    } catch (e) {
+      throw new FlagError(e instanceof Error ? e.message : String(e));
+    }
+    c.authToken = v;
+  }),
+  'auth-token-ttl': honoured('uint', (c, v) => (c.authTokenTtlSeconds = uint(v, 'auth-token-ttl'))),
+  'bcrypt-cost': honoured('uint', (c, v) => {
+    const n = uint(v, 'bcrypt-cost');
+    if (n < 4 || n > 31) throw new FlagError(`invalid value "${v}" for flag -bcrypt-cost: must be between 4 and 31`);
+    c.bcryptCost = n;
+  }),
   'experimental-watch-progress-notify-interval': honoured('string', (c, v) => (c.watchProgressNotifyIntervalMs = durationMs(v, 'experimental-watch-progress-notify-interval'))),
   'experimental-enable-lease-checkpoint': accepted('bool', 'cairn restarts a lease from its full TTL after a restart (no checkpoints yet)'),
   'experimental-backend-bbolt-freelist-type': accepted('string', 'cairn stores data in LevelDB, not bbolt'),

@@ -36,6 +36,12 @@ export interface ServerConfig {
   clientCrlFile: string;
   autoTls: boolean;
   cipherSuites: string;
+  /** --auth-token: "simple" or "jwt,pub-key=...,priv-key=...,sign-method=...,ttl=..." */
+  authToken: string;
+  /** --auth-token-ttl: seconds a simple token lives without use. */
+  authTokenTtlSeconds: number;
+  /** --bcrypt-cost: work factor of the password hashes (4-31). */
+  bcryptCost: number;
   /** --force-new-cluster: restart as a one-member cluster from this member's data. */
   forceNewCluster: boolean;
   /** --experimental-watch-progress-notify-interval (etcd's default: 10 minutes). */
@@ -72,6 +78,9 @@ export function defaultConfig(): ServerConfig {
     logOutputs: ['default'],
     watchProgressNotifyIntervalMs: 10 * 60 * 1000,
     forceNewCluster: false,
+    authToken: 'simple',
+    authTokenTtlSeconds: 300,
+    bcryptCost: 10,
     certFile: '',
     keyFile: '',
     trustedCaFile: '',

@@ -34,6 +34,11 @@ import { PeerEnvelope, RaftLog, withEnvelope } from './raft-log';
 import { Member, Membership } from './membership';
 import { ConfChangeType } from '../raft';
 import type { ReplicatedLog } from './replicated-log';
+import bcrypt from 'bcryptjs';
+import { AuthStore, AuthInfo, Caller, INTERNAL } from '../auth/store';
+import { AuthErrors } from '../auth/errors';
+import { JwtTokens, SimpleTokens, TokenProvider, newSimpleToken, parseAuthToken } from '../auth/tokens';
+import { durationMs } from '../bin/flags';
 
 // One cairn member: the WAL-backed log, the apply loop into mvcc, and the request paths the
 // API layer calls. Every mutation is proposed as a log entry, acknowledged only after it is
@@ -106,6 +111,8 @@ async function forceNewCluster(
 }
 
 const EMPTY_ENTRY = Buffer.alloc(0);
+/** A client with no credentials (or any client while auth is off). */
+const NOBODY: AuthInfo = Object.freeze({ username: '', revision: 0 });
 
 function validPeerUrl(u: string): boolean {
   try {
@@ -185,6 +192,8 @@ export class CairnServer {
   /** etcd's minimum lease TTL: 1.5 election timeouts, rounded up to whole seconds. */
   readonly leaseTtlMinSeconds: number;
   readonly counters: ServerCounters = { proposalsCommitted: 0, proposalsApplied: 0, proposalsFailed: 0 };
+  readonly tokens: TokenProvider;
+  private tokenSeq = 0;
 
   private constructor(
     readonly config: ServerConfig,
@@ -196,16 +205,21 @@ export class CairnServer {
     readonly lessor: Lessor,
     readonly alarms: Alarms,
     readonly membership: Membership,
+    readonly auth: AuthStore,
     private readonly raftLog: ReplicatedLog,
     private readonly ids: RequestIdGenerator,
   ) {
+    const spec = parseAuthToken(config.authToken, config.authTokenTtlSeconds * 1000, (v) => durationMs(v, 'auth-token'));
+    this.tokens = spec.kind === 'simple' ? new SimpleTokens(spec.ttlMs) : new JwtTokens(spec.options);
+    auth.onUserInvalidated = (name) => this.tokens.invalidateUser(name);
+    auth.onDisabled = () => this.tokens.clear();
     this.applied = store.consistentIndex;
     this.releasedAt = this.applied;
     this.clusterIdWire = uint64(meta.clusterId);
     this.memberIdWire = uint64(meta.memberId);
     this.txns = new TxnExecutor(store, lessor);
     this.watchHub = new WatchHub(store);
-    this.leaseExpiry = new LeaseExpiry(lessor, (id) => this.leaseRevoke({ ID: int64(id) }), () => this.raftLog.leaderId === this.meta.memberId);
+    this.leaseExpiry = new LeaseExpiry(lessor, (id) => this.leaseRevoke({ ID: int64(id) }, INTERNAL), () => this.raftLog.leaderId === this.meta.memberId);
     const electionTicks = Math.max(1, Math.floor(config.electionTimeoutMs / config.heartbeatIntervalMs));
     this.leaseTtlMinSeconds = Math.ceil((Math.floor((3 * electionTicks) / 2) * config.heartbeatIntervalMs) / 1000);
   }
@@ -282,7 +296,8 @@ export class CairnServer {
     const alarms = await Alarms.open(backend);
     const membership = new Membership(backend);
     await membership.load(joining ? [] : meta.members);
-    const server = new CairnServer(config, log, meta, wal, backend, store, lessor, alarms, membership, raftLog, new RequestIdGenerator(meta.memberId, Date.now()));
+    const auth = await AuthStore.open(backend);
+    const server = new CairnServer(config, log, meta, wal, backend, store, lessor, alarms, membership, auth, raftLog, new RequestIdGenerator(meta.memberId, Date.now()));
     if (raftLog instanceof RaftLog) {
       const peers = new Map(meta.members.map((m) => [m.id, m.peerUrls]));
       for (const m of membership.list()) if (m.peerUrls.length > 0) peers.set(m.id, m.peerUrls);
@@ -372,8 +387,9 @@ export class CairnServer {
 
   // ---- reads ---------------------------------------------------------------------------
 
-  async range(r: etcdserverpb.IRangeRequest): Promise<etcdserverpb.IRangeResponse> {
+  async range(r: etcdserverpb.IRangeRequest, caller: Caller): Promise<etcdserverpb.IRangeResponse> {
     if (!r.serializable) await this.linearizableReadBarrier();
+    this.auth.checkRange(caller, asBuffer(r.key), r.rangeEnd);
     try {
       const rr = await this.store.range(asBuffer(r.key), rangeEnd(r.rangeEnd), mvccRangeOptions(r));
       return rangeResponse(r, rr);
@@ -410,28 +426,177 @@ export class CairnServer {
 
   // ---- writes --------------------------------------------------------------------------
 
-  put(r: etcdserverpb.IPutRequest): Promise<etcdserverpb.IPutResponse> {
-    return this.propose({ put: r }, putCost(r)) as Promise<etcdserverpb.IPutResponse>;
+  put(r: etcdserverpb.IPutRequest, caller: Caller): Promise<etcdserverpb.IPutResponse> {
+    return this.propose({ put: r }, putCost(r), caller) as Promise<etcdserverpb.IPutResponse>;
   }
 
-  deleteRange(r: etcdserverpb.IDeleteRangeRequest): Promise<etcdserverpb.IDeleteRangeResponse> {
-    return this.propose({ deleteRange: r }, 0) as Promise<etcdserverpb.IDeleteRangeResponse>;
+  deleteRange(r: etcdserverpb.IDeleteRangeRequest, caller: Caller): Promise<etcdserverpb.IDeleteRangeResponse> {
+    return this.propose({ deleteRange: r }, 0, caller) as Promise<etcdserverpb.IDeleteRangeResponse>;
   }
 
-  async txn(r: etcdserverpb.ITxnRequest): Promise<etcdserverpb.ITxnResponse> {
+  async txn(r: etcdserverpb.ITxnRequest, caller: Caller): Promise<etcdserverpb.ITxnResponse> {
     if (isTxnReadOnly(r)) {
       if (!isTxnSerializable(r)) await this.linearizableReadBarrier();
+      this.checkTxn(caller, r);
       try {
         return await this.txns.execute(r);
       } catch (e) {
         throw mvccError(e);
       }
     }
-    return this.propose({ txn: r }, txnCost(r)) as Promise<etcdserverpb.ITxnResponse>;
+    return this.propose({ txn: r }, txnCost(r), caller) as Promise<etcdserverpb.ITxnResponse>;
   }
 
-  compact(r: etcdserverpb.ICompactionRequest): Promise<etcdserverpb.ICompactionResponse> {
-    return this.propose({ compaction: r }, 0) as Promise<etcdserverpb.ICompactionResponse>;
+  compact(r: etcdserverpb.ICompactionRequest, caller: Caller): Promise<etcdserverpb.ICompactionResponse> {
+    return this.propose({ compaction: r }, 0, caller) as Promise<etcdserverpb.ICompactionResponse>;
+  }
+
+  // ---- auth ----------------------------------------------------------------------------
+
+  /**
+   * Who a client is, from the token it sent (gRPC metadata "token" or "authorization") or,
+   * with none, the common name of its verified TLS certificate (--client-cert-auth). With
+   * auth off nobody is checked; a token that does not resolve is refused as etcd does.
+   */
+  callerFrom(token: string | undefined, certCommonName: string | undefined): AuthInfo {
+    if (!this.auth.enabled) return NOBODY;
+    if (token !== undefined && token !== '') {
+      const info = this.tokens.info(token);
+      if (info === undefined) throw AuthErrors.invalidAuthToken();
+      return { username: info.username, revision: info.revision ?? this.auth.revision };
+    }
+    if (certCommonName !== undefined && certCommonName !== '') return { username: certCommonName, revision: this.auth.revision };
+    return NOBODY;
+  }
+
+  /** etcd's checkTxnAuth: every compare reads, every op of either branch (nested too) reads or writes. */
+  private checkTxn(caller: Caller, r: etcdserverpb.ITxnRequest): void {
+    if (caller === INTERNAL || !this.auth.enabled) return;
+    for (const c of r.compare ?? []) this.auth.checkRange(caller, asBuffer(c.key), c.rangeEnd);
+    for (const op of [...(r.success ?? []), ...(r.failure ?? [])]) {
+      if (op.requestRange) this.auth.checkRange(caller, asBuffer(op.requestRange.key), op.requestRange.rangeEnd);
+      else if (op.requestPut) this.checkPutAuth(caller, op.requestPut);
+      else if (op.requestDeleteRange) this.checkDeleteAuth(caller, op.requestDeleteRange);
+      else if (op.requestTxn) this.checkTxn(caller, op.requestTxn);
+    }
+  }
+
+  private checkPutAuth(caller: Caller, r: etcdserverpb.IPutRequest): void {
+    this.auth.checkPut(caller, asBuffer(r.key));
+    this.checkLeasePuts(caller, toBigInt(r.lease));
+    if (r.prevKv) this.auth.checkRange(caller, asBuffer(r.key));
+  }
+
+  private checkDeleteAuth(caller: Caller, r: etcdserverpb.IDeleteRangeRequest): void {
+    this.auth.checkDeleteRange(caller, asBuffer(r.key), r.rangeEnd);
+    if (r.prevKv) this.auth.checkRange(caller, asBuffer(r.key), r.rangeEnd);
+  }
+
+  /** A lease may be attached or revoked only by a caller who may write every key it holds. */
+  private checkLeasePuts(caller: Caller, id: bigint): void {
+    if (caller === INTERNAL || !this.auth.enabled || id === 0n) return;
+    const lease = this.lessor.get(id);
+    if (lease) for (const k of lease.keys) this.auth.checkPut(caller, Buffer.from(k, 'latin1'));
+  }
+
+  /**
+   * Authenticate: the password is checked here (bcrypt, off the log), then an entry makes the
+   * token known to every member and proves no user or role changed since the check (etcd
+   * loops on that; so does this, a few times).
+   */
+  async authenticate(r: etcdserverpb.IAuthenticateRequest): Promise<etcdserverpb.IAuthenticateResponse> {
+    const name = r.name ?? '';
+    for (let attempt = 0; ; attempt++) {
+      if (!this.auth.enabled) throw AuthErrors.authNotEnabled();
+      const user = this.auth.user(name);
+      const checkedRevision = this.auth.revision;
+      if (user === undefined || user.noPassword) throw AuthErrors.authFailed();
+      if (!(await bcrypt.compare(r.password ?? '', user.passwordHash))) throw AuthErrors.authFailed();
+      const simpleToken = this.tokens instanceof SimpleTokens ? newSimpleToken(++this.tokenSeq) : '';
+      try {
+        const res = (await this.propose({ authenticate: { name, simpleToken, checkedRevision } }, 0, INTERNAL)) as { revision: number };
+        const token = this.tokens instanceof JwtTokens ? this.tokens.sign(name, res.revision) : simpleToken;
+        return { token };
+      } catch (e) {
+        if (attempt < 3 && e instanceof EtcdError && e.message === AuthErrors.oldRevision().message) continue;
+        throw e;
+      }
+    }
+  }
+
+  authEnable(caller: Caller): Promise<etcdserverpb.IAuthEnableResponse> {
+    return this.propose({ authEnable: {} }, 0, caller) as Promise<etcdserverpb.IAuthEnableResponse>;
+  }
+
+  authDisable(caller: Caller): Promise<etcdserverpb.IAuthDisableResponse> {
+    return this.propose({ authDisable: {} }, 0, caller) as Promise<etcdserverpb.IAuthDisableResponse>;
+  }
+
+  async userAdd(r: etcdserverpb.IAuthUserAddRequest, caller: Caller): Promise<etcdserverpb.IAuthUserAddResponse> {
+    this.auth.checkAdmin(caller); // before spending a hash on it; apply checks again
+    const noPassword = r.options?.noPassword === true;
+    const passwordHash = noPassword ? '' : await bcrypt.hash(r.password ?? '', this.config.bcryptCost);
+    return this.propose({ userAdd: { name: r.name ?? '', passwordHash, noPassword } }, 0, caller) as Promise<etcdserverpb.IAuthUserAddResponse>;
+  }
+
+  async userChangePassword(r: etcdserverpb.IAuthUserChangePasswordRequest, caller: Caller): Promise<etcdserverpb.IAuthUserChangePasswordResponse> {
+    this.auth.checkAdmin(caller);
+    const passwordHash = await bcrypt.hash(r.password ?? '', this.config.bcryptCost);
+    return this.propose({ userChangePassword: { name: r.name ?? '', passwordHash } }, 0, caller) as Promise<etcdserverpb.IAuthUserChangePasswordResponse>;
+  }
+
+  userDelete(r: etcdserverpb.IAuthUserDeleteRequest, caller: Caller): Promise<etcdserverpb.IAuthUserDeleteResponse> {
+    return this.propose({ userDelete: r }, 0, caller) as Promise<etcdserverpb.IAuthUserDeleteResponse>;
+  }
+
+  userGrantRole(r: etcdserverpb.IAuthUserGrantRoleRequest, caller: Caller): Promise<etcdserverpb.IAuthUserGrantRoleResponse> {
+    return this.propose({ userGrantRole: r }, 0, caller) as Promise<etcdserverpb.IAuthUserGrantRoleResponse>;
+  }
+
+  userRevokeRole(r: etcdserverpb.IAuthUserRevokeRoleRequest, caller: Caller): Promise<etcdserverpb.IAuthUserRevokeRoleResponse> {
+    return this.propose({ userRevokeRole: r }, 0, caller) as Promise<etcdserverpb.IAuthUserRevokeRoleResponse>;
+  }
+
+  roleAdd(r: etcdserverpb.IAuthRoleAddRequest, caller: Caller): Promise<etcdserverpb.IAuthRoleAddResponse> {
+    return this.propose({ roleAdd: r }, 0, caller) as Promise<etcdserverpb.IAuthRoleAddResponse>;
+  }
+
+  roleDelete(r: etcdserverpb.IAuthRoleDeleteRequest, caller: Caller): Promise<etcdserverpb.IAuthRoleDeleteResponse> {
+    return this.propose({ roleDelete: r }, 0, caller) as Promise<etcdserverpb.IAuthRoleDeleteResponse>;
+  }
+
+  roleGrantPermission(r: etcdserverpb.IAuthRoleGrantPermissionRequest, caller: Caller): Promise<etcdserverpb.IAuthRoleGrantPermissionResponse> {
+    return this.propose({ roleGrantPermission: r }, 0, caller) as Promise<etcdserverpb.IAuthRoleGrantPermissionResponse>;
+  }
+
+  roleRevokePermission(r: etcdserverpb.IAuthRoleRevokePermissionRequest, caller: Caller): Promise<etcdserverpb.IAuthRoleRevokePermissionResponse> {
+    return this.propose({ roleRevokePermission: r }, 0, caller) as Promise<etcdserverpb.IAuthRoleRevokePermissionResponse>;
+  }
+
+  /** etcd lets a user read itself without the root role. */
+  async userGet(r: etcdserverpb.IAuthUserGetRequest, caller: Caller): Promise<etcdserverpb.IAuthUserGetResponse> {
+    await this.linearizableReadBarrier();
+    if (caller === INTERNAL || caller.username !== r.name) this.auth.checkAdmin(caller);
+    return { roles: this.auth.userGet(r.name ?? '') };
+  }
+
+  async userList(caller: Caller): Promise<etcdserverpb.IAuthUserListResponse> {
+    await this.linearizableReadBarrier();
+    this.auth.checkAdmin(caller);
+    return { users: this.auth.userList() };
+  }
+
+  /** etcd lets a user read a role it holds without the root role. */
+  async roleGet(r: etcdserverpb.IAuthRoleGetRequest, caller: Caller): Promise<etcdserverpb.IAuthRoleGetResponse> {
+    await this.linearizableReadBarrier();
+    if (caller === INTERNAL || !this.auth.hasRole(caller.username, r.role ?? '')) this.auth.checkAdmin(caller);
+    return { perm: this.auth.roleGet(r.role ?? '') };
+  }
+
+  async roleList(caller: Caller): Promise<etcdserverpb.IAuthRoleListResponse> {
+    await this.linearizableReadBarrier();
+    this.auth.checkAdmin(caller);
+    return { roles: this.auth.roleList() };
   }
 
   // ---- leases --------------------------------------------------------------------------
@@ -442,11 +607,11 @@ export class CairnServer {
     let id = toBigInt(r.ID);
     while (id === 0n) id = this.ids.next() & 0x7fff_ffff_ffff_ffffn;
     const ttl = Math.max(requested, this.leaseTtlMinSeconds);
-    return this.propose({ leaseGrant: { ID: int64(id), TTL: ttl } }, 64) as Promise<etcdserverpb.ILeaseGrantResponse>;
+    return this.propose({ leaseGrant: { ID: int64(id), TTL: ttl } }, 64, INTERNAL) as Promise<etcdserverpb.ILeaseGrantResponse>;
   }
 
-  leaseRevoke(r: etcdserverpb.ILeaseRevokeRequest): Promise<etcdserverpb.ILeaseRevokeResponse> {
-    return this.propose({ leaseRevoke: r }, 0) as Promise<etcdserverpb.ILeaseRevokeResponse>;
+  leaseRevoke(r: etcdserverpb.ILeaseRevokeRequest, caller: Caller): Promise<etcdserverpb.ILeaseRevokeResponse> {
+    return this.propose({ leaseRevoke: r }, 0, caller) as Promise<etcdserverpb.ILeaseRevokeResponse>;
   }
 
   /**
@@ -558,7 +723,7 @@ export class CairnServer {
     const same = (a: string[] | undefined, b: string[]): boolean => JSON.stringify(a ?? []) === JSON.stringify(b);
     if (self.name === this.meta.name && same(self.clientUrls, urls) && same(self.peerUrls, peerUrls)) return;
     this.publishing = true;
-    this.propose({ memberAttributes: { ID: uint64(this.meta.memberId), name: this.meta.name, clientURLs: urls, peerURLs: peerUrls } }, 0)
+    this.propose({ memberAttributes: { ID: uint64(this.meta.memberId), name: this.meta.name, clientURLs: urls, peerURLs: peerUrls } }, 0, INTERNAL)
       .catch(() => undefined)
       .finally(() => (this.publishing = false));
   }
@@ -682,7 +847,7 @@ export class CairnServer {
     if (m === undefined) return Promise.reject(Errors.memberNotFound());
     const peerUrls = r.peerURLs ?? [];
     if (peerUrls.length === 0 || !peerUrls.every(validPeerUrl)) return Promise.reject(Errors.memberBadUrls());
-    return this.propose({ memberUpdate: r }, 0) as Promise<etcdserverpb.IMemberUpdateResponse>;
+    return this.propose({ memberUpdate: r }, 0, INTERNAL) as Promise<etcdserverpb.IMemberUpdateResponse>;
   }
 
   /**
@@ -767,7 +932,7 @@ export class CairnServer {
       await this.linearizableReadBarrier();
       return { alarms: this.alarmsToWire(this.alarms.list()) };
     }
-    return this.propose({ alarm: r }, 0) as Promise<etcdserverpb.IAlarmResponse>;
+    return this.propose({ alarm: r }, 0, INTERNAL) as Promise<etcdserverpb.IAlarmResponse>;
   }
 
   status(): etcdserverpb.IStatusResponse {
@@ -816,7 +981,7 @@ export class CairnServer {
     return list.map((a) => ({ memberID: uint64(a.memberId), alarm: a.type as number as etcdserverpb.AlarmType }));
   }
 
-  private propose(req: cairnpb.IInternalRequest, costBytes: number): Promise<unknown> {
+  private propose(req: cairnpb.IInternalRequest, costBytes: number, caller: Caller): Promise<unknown> {
     if (this.stopping) return Promise.reject(Errors.stopped());
     if (this.alarms.has(AlarmType.Corrupt)) return Promise.reject(Errors.corrupt());
     if (this.raftLog.commitIndex - this.applied > APPLY_GAP_MAX) return Promise.reject(Errors.tooManyRequests());
@@ -825,11 +990,16 @@ export class CairnServer {
     if (costBytes > 0 && this.store.dbSizeBytes + costBytes > quota) {
       // As etcd: raise the NOSPACE alarm (through the log) and refuse the write.
       const raise = { alarm: { action: etcdserverpb.AlarmRequest.AlarmAction.ACTIVATE, memberID: uint64(this.meta.memberId), alarm: etcdserverpb.AlarmType.NOSPACE } };
-      this.propose(raise, 0).catch(() => undefined);
+      this.propose(raise, 0, INTERNAL).catch(() => undefined);
       return Promise.reject(Errors.noSpace());
     }
     const id = this.ids.next();
     req.id = uint64(id);
+    if (caller === INTERNAL) req.internal = true;
+    else if (caller.username !== '') {
+      req.username = caller.username;
+      req.authRevision = caller.revision;
+    }
     const data = cairnpb.InternalRequest.encode(req).finish();
     if (data.length > this.config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
     const entry = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
@@ -896,6 +1066,7 @@ export class CairnServer {
       this.waiters.delete(id);
       this.proposed.delete(waiter.entry); // on a follower the entry came back as other bytes
     }
+    const caller: Caller = req.internal ? INTERNAL : { username: req.username ?? '', revision: toNumber(req.authRevision) };
     const done = (resp: unknown): void => waiter?.resolve(resp);
     const failed = (err: unknown): void => {
       if (!(err instanceof EtcdError)) throw err; // not a client error: a bug; stop before corrupting more
@@ -906,17 +1077,20 @@ export class CairnServer {
       if ((req.put || req.leaseGrant || (req.txn && !isTxnReadOnly(req.txn) && txnCost(req.txn) > 0)) && this.alarms.has(AlarmType.NoSpace)) {
         failed(Errors.noSpace()); // etcd's capped applier: no new data while NOSPACE is raised
       } else if (req.put) {
+        this.checkPutAuth(caller, req.put);
         checkPut(req.put, (k, end) => this.store.rangeCurrent(k, end), this.lessor);
         const txn = this.store.write();
         const resp = applyPut(txn, req.put);
         txn.end();
         done(resp);
       } else if (req.deleteRange) {
+        this.checkDeleteAuth(caller, req.deleteRange);
         const txn = this.store.write();
         const resp = applyDeleteRange(txn, req.deleteRange);
         txn.end();
         done(resp);
       } else if (req.txn) {
+        this.checkTxn(caller, req.txn);
         return this.txns.execute(req.txn).then(done, (err) => failed(mvccError(err)));
       } else if (req.compaction) {
         const { physical } = this.store.compact(toNumber(req.compaction.revision));
@@ -933,6 +1107,7 @@ export class CairnServer {
           else throw err;
         }
       } else if (req.leaseRevoke) {
+        this.checkLeasePuts(caller, toBigInt(req.leaseRevoke.ID));
         try {
           this.lessor.revoke(toBigInt(req.leaseRevoke.ID), this.store);
           done({ header: { revision: this.store.currentRevision } });
@@ -965,6 +1140,18 @@ export class CairnServer {
         else if (req.alarm.action === Action.DEACTIVATE) changed = this.alarms.deactivate(a);
         if (changed) this.log.warn({ member_id: idToHex(a.memberId), alarm: a.type, action: req.alarm.action }, 'alarm changed');
         done({ header: { revision: this.store.currentRevision }, alarms: this.alarmsToWire(changed ? [changed] : []) });
+      } else if (req.authenticate) {
+        const a = req.authenticate;
+        const user = this.auth.user(a.name ?? '');
+        if (!this.auth.enabled) failed(AuthErrors.authNotEnabled());
+        else if (user === undefined || user.noPassword) failed(AuthErrors.authFailed());
+        else if (toNumber(a.checkedRevision) !== this.auth.revision) failed(AuthErrors.oldRevision());
+        else {
+          if (a.simpleToken && this.tokens instanceof SimpleTokens) this.tokens.add(a.simpleToken, user.name);
+          done({ revision: this.auth.revision });
+        }
+      } else if (this.applyAuthChange(req, caller)) {
+        done({ header: { revision: this.store.currentRevision } });
       } else {
         throw new Error(`log entry ${e.index} holds no known request`);
       }
@@ -972,6 +1159,32 @@ export class CairnServer {
       failed(mvccError(err));
     }
     return undefined;
+  }
+
+  /** Applies a change to users, roles or the auth switch (root only once auth is on); false if `req` is none. */
+  private applyAuthChange(req: cairnpb.IInternalRequest, caller: Caller): boolean {
+    const a = this.auth;
+    const buf = (b: Uint8Array | null | undefined): Buffer => (b ? asBuffer(b) : Buffer.alloc(0));
+    let change: (() => void) | undefined;
+    if (req.authEnable) change = () => a.enable();
+    else if (req.authDisable) change = () => a.disable();
+    else if (req.userAdd) change = () => a.userAdd(req.userAdd!.name ?? '', req.userAdd!.passwordHash ?? '', req.userAdd!.noPassword === true);
+    else if (req.userDelete) change = () => a.userDelete(req.userDelete!.name ?? '');
+    else if (req.userChangePassword) change = () => a.userChangePassword(req.userChangePassword!.name ?? '', req.userChangePassword!.passwordHash ?? '');
+    else if (req.userGrantRole) change = () => a.userGrantRole(req.userGrantRole!.user ?? '', req.userGrantRole!.role ?? '');
+    else if (req.userRevokeRole) change = () => a.userRevokeRole(req.userRevokeRole!.name ?? '', req.userRevokeRole!.role ?? '');
+    else if (req.roleAdd) change = () => a.roleAdd(req.roleAdd!.name ?? '');
+    else if (req.roleDelete) change = () => a.roleDelete(req.roleDelete!.role ?? '');
+    else if (req.roleGrantPermission) {
+      const p = req.roleGrantPermission.perm;
+      change = () => a.roleGrantPermission(req.roleGrantPermission!.name ?? '', { permType: p?.permType ?? 0, key: buf(p?.key), rangeEnd: buf(p?.rangeEnd) });
+    } else if (req.roleRevokePermission) {
+      change = () => a.roleRevokePermission(req.roleRevokePermission!.role ?? '', buf(req.roleRevokePermission!.key), buf(req.roleRevokePermission!.rangeEnd));
+    }
+    if (change === undefined) return false;
+    a.checkAdmin(caller);
+    change();
+    return true;
   }
 
   private waitApplied(index: number): Promise<void> {
@@ -1032,6 +1245,8 @@ export class CairnServer {
       await this.store.reload();
       await this.lessor.load(this.store);
       await this.alarms.load();
+      await this.auth.load();
+      this.tokens.clear();
       await this.membership.load([]);
       for (const m of this.membership.list()) {
         if (m.id !== this.meta.memberId && this.transport && !this.transport.stats().has(m.id) && m.peerUrls.length > 0) this.transport.addPeer(m.id, m.peerUrls);
