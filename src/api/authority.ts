@@ -136,7 +136,8 @@ function frame(type: number, flags: number, stream: number, payload: Buffer): Bu
 
 /** Rewrites the client->server byte stream (after the preface): header blocks re-encoded, other frames untouched. */
 class Rewriter {
-  constructor(private readonly enabled: boolean) {}
+  /** `added`: a header put on every request (any copy the client sent is dropped). */
+  constructor(private readonly enabled: boolean, private readonly added?: { name: string; value: string }) {}
 
   private rest: Buffer = Buffer.alloc(0);
   private readonly decoder = hpack.decompressor.create({ table: { size: HEADER_TABLE_BYTES } });
@@ -160,9 +161,10 @@ class Rewriter {
       if (!(f.flags & FLAG_END_HEADERS)) continue;
       const p = this.pending!;
       this.pending = undefined;
-      const headers = decodeBlock(this.decoder, Buffer.concat(p.fragments)).map((h) =>
-        h.name === ':authority' && badAuthority(h.value) ? { name: h.name, value: fixAuthority(h.value) } : h,
-      );
+      const headers = decodeBlock(this.decoder, Buffer.concat(p.fragments))
+        .filter((h) => h.name !== this.added?.name)
+        .map((h) => (h.name === ':authority' && badAuthority(h.value) ? { name: h.name, value: fixAuthority(h.value) } : h));
+      if (this.added) headers.push(this.added);
       let block = encodeLiterals(headers);
       const firstFlags = (p.first.flags & FLAG_END_STREAM) | (p.priority ? FLAG_PRIORITY : 0);
       let payload = p.priority ? Buffer.concat([p.priority, block]) : block;
@@ -184,7 +186,13 @@ class Rewriter {
  * Takes over a socket whose first bytes were the HTTP/2 preface; calls `deliver` with
  * either the socket itself (bytes unshifted) or a rewriting Duplex, for node's HTTP/2.
  */
-export function sniffHttp2(socket: Socket, seen: Buffer, deliver: (conn: Socket | Duplex) => void, alwaysProxy = false): void {
+export function sniffHttp2(
+  socket: Socket,
+  seen: Buffer,
+  deliver: (conn: Socket | Duplex) => void,
+  alwaysProxy = false,
+  added?: { name: string; value: string },
+): void {
   let buf: Buffer = seen.subarray(HTTP2_PREFACE.length);
   const kept: Buffer[] = [];
   let ackSeen = false;
@@ -207,7 +215,7 @@ export function sniffHttp2(socket: Socket, seen: Buffer, deliver: (conn: Socket 
       deliver(socket);
       return;
     }
-    const rewriter = new Rewriter(rewrite);
+    const rewriter = new Rewriter(rewrite || added !== undefined, added);
     const proxy = new Duplex({
       read() {
         socket.resume();
@@ -223,12 +231,6 @@ export function sniffHttp2(socket: Socket, seen: Buffer, deliver: (conn: Socket 
         socket.destroy(err ?? undefined);
         cb(err);
       },
-    });
-    // gRPC names a call's peer by the connection's address (the client-certificate lookup
-    // in caller.ts goes by it): the stand-in connection carries the real one's.
-    Object.defineProperties(proxy, {
-      remoteAddress: { value: socket.remoteAddress },
-      remotePort: { value: socket.remotePort },
     });
     const feed = (chunk: Buffer): void => {
       try {

@@ -9,7 +9,7 @@ import { toBigInt } from '../server/convert';
 import { Errors } from '../server/errors';
 import { CairnServer } from '../server/server';
 import { authImplementation, authService } from './auth';
-import type { CallLike } from './caller';
+import { CERT_NAME_HEADER, certNameOf, type CallLike } from './caller';
 import { clusterImplementation, clusterService } from './cluster';
 import { JsonSyntaxError, JsonValueStream, parseFirstValue, type JsonValue } from './gateway/json';
 import { JsonMappingError, loadSchema, requestFromJson, responseToJson } from './gateway/protojson';
@@ -429,13 +429,12 @@ class StreamCall extends EventEmitter {
   cancelled = false;
   request: unknown;
   readonly metadata: Metadata;
-  readonly getPeer: () => string;
   private started = false;
   private finished = false;
 
   constructor(private readonly res: ServerResponse, private readonly responseType: string, private readonly log: Logger, from: IncomingMessage) {
     super();
-    ({ metadata: this.metadata, getPeer: this.getPeer } = callIdentity(from));
+    ({ metadata: this.metadata } = callIdentity(from));
     res.on('drain', () => this.emit('drain'));
     res.on('close', () => {
       if (this.finished) return;
@@ -488,14 +487,13 @@ class StreamCall extends EventEmitter {
 
 /**
  * What a gateway request says of its caller, in the form the gRPC handlers read: the token
- * from the Authorization (or Token) header, and the connection's address for the client
- * certificate's name.
+ * from the Authorization (or Token) header, and the client certificate's name.
  */
-function callIdentity(req: IncomingMessage): { metadata: Metadata; getPeer: () => string } {
+function callIdentity(req: IncomingMessage): { metadata: Metadata } {
   const metadata = new Metadata();
   const token = req.headers.authorization ?? req.headers.token;
   if (typeof token === 'string' && token !== '') metadata.set('authorization', token);
-  const addr = req.socket.remoteAddress ?? '';
-  const peer = addr.includes(':') ? `[${addr}]:${req.socket.remotePort}` : `${addr}:${req.socket.remotePort}`;
-  return { metadata, getPeer: () => peer };
+  const cn = certNameOf(req.socket);
+  if (cn !== undefined) metadata.set(CERT_NAME_HEADER, cn);
+  return { metadata };
 }

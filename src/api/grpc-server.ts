@@ -9,7 +9,7 @@ import { authImplementation, authService } from './auth';
 import { clusterImplementation, clusterService } from './cluster';
 import { TLSSocket } from 'node:tls';
 import { HTTP2_PREFACE, sniffHttp2 } from './authority';
-import { rememberCertName } from './caller';
+import { CERT_NAME_HEADER } from './caller';
 import { clientTls } from './tls';
 import { httpHandler } from './http';
 import { maintenanceImplementation, maintenanceService } from './maintenance';
@@ -66,7 +66,7 @@ export class ApiServer {
     const http = createHttpServer(httpHandler(member, metrics, log));
     const tlsConfig = await clientTls(cfg, log);
     // One socket per address: a URL list may name the same port as http:// and https://.
-    const route = (socket: Socket, mode: { plain: boolean; secure: boolean }, decrypted = false): void => {
+    const route = (socket: Socket, mode: { plain: boolean; secure: boolean }, decrypted = false, certName?: string): void => {
       socket.setNoDelay(true);
       let seen: Buffer = Buffer.alloc(0);
       const onData = (chunk: Buffer): void => {
@@ -89,13 +89,12 @@ export class ApiServer {
             ALPNProtocols: ['http/1.1', 'h2'],
           });
           secure.once('secure', () => {
-            // With --client-cert-auth the verified certificate's common name is the user
-            // when a call carries no token (etcd's AuthInfoFromTLS).
-            if (cfg.clientCertAuth && secure.authorized) {
-              const cn = secure.getPeerCertificate()?.subject?.CN;
-              if (typeof cn === 'string') rememberCertName(secure.remoteAddress, secure.remotePort, cn, (f) => secure.once('close', f));
-            }
-            route(secure, mode, true);
+            // With --client-cert-auth the certificate's common name is the user when a call
+            // carries no token (etcd's AuthInfoFromTLS). OpenSSL itself refused the
+            // handshake if the certificate was missing or not from a trusted CA (a bare
+            // TLSSocket never sets `authorized`).
+            const cn = cfg.clientCertAuth ? secure.getPeerCertificate()?.subject?.CN : undefined;
+            route(secure, mode, true, typeof cn === 'string' && cn !== '' ? cn : undefined);
           });
           secure.on('error', (e) => {
             log.debug({ err: e }, 'TLS connection failed');
@@ -114,7 +113,10 @@ export class ApiServer {
         socket.removeListener('data', onData);
         if (isH2) {
           // http2 takes unshifted bytes from the paused socket itself (see authority.ts).
-          sniffHttp2(socket, seen, (conn) => injector.injectConnection(conn as Socket), decrypted);
+          // The certificate's name reaches the handlers as a request header whose name no
+          // client can know (see caller.ts).
+          const added = certName !== undefined ? { name: CERT_NAME_HEADER, value: certName } : undefined;
+          sniffHttp2(socket, seen, (conn) => injector.injectConnection(conn as Socket), decrypted, added);
           return;
         }
         socket.pause();

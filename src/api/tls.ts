@@ -72,7 +72,7 @@ export async function clientTls(cfg: ServerConfig, log: Logger): Promise<ClientT
 }
 
 /** A self-signed certificate for the listen hosts, made once and kept (etcd's --auto-tls). */
-async function selfSigned(dir: string, urls: string[], log: Logger): Promise<{ cert: Buffer; key: Buffer }> {
+export async function selfSigned(dir: string, urls: string[], log: Logger, what = 'client'): Promise<{ cert: Buffer; key: Buffer }> {
   const certPath = join(dir, 'cert.pem');
   const keyPath = join(dir, 'key.pem');
   const exists = await access(certPath).then(
@@ -92,12 +92,14 @@ async function selfSigned(dir: string, urls: string[], log: Logger): Promise<{ c
     const altNames = [...hosts].map((h) => (/^[\d.]+$/.test(h) || h.includes(':') ? { type: 7 as const, ip: h } : { type: 2 as const, value: h }));
     const pems = await generate([{ name: 'commonName', value: 'cairn' }], {
       keySize: 2048,
+      // OpenSSL 3 refuses SHA-1 signatures in handshakes between node processes (peer TLS).
+      algorithm: 'sha256',
       extensions: [{ name: 'subjectAltName', altNames }],
     });
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await writeFile(certPath, pems.cert, { mode: 0o600 });
     await writeFile(keyPath, pems.private, { mode: 0o600 });
-    log.info({ cert: certPath }, 'generated a self-signed client certificate (--auto-tls)');
+    log.info({ cert: certPath }, `generated a self-signed ${what} certificate (--${what === 'peer' ? 'peer-' : ''}auto-tls)`);
   }
   return { cert: await readFile(certPath), key: await readFile(keyPath) };
 }

@@ -37,7 +37,6 @@ const accepted = (kind: Kind, note: string): FlagSpec => ({ kind, status: 'accep
 const refused = (kind: Kind, note: string): FlagSpec => ({ kind, status: 'refused', note });
 
 const NOT_CLUSTERED = 'this clustering feature is not implemented yet';
-const NO_TLS = 'TLS between members (peer TLS) is not implemented in cairn yet';
 
 export const FLAGS: Record<string, FlagSpec> = {
   name: honoured('string', (c, v) => (c.name = v)),
@@ -127,14 +126,14 @@ export const FLAGS: Record<string, FlagSpec> = {
   'client-crl-file': honoured('string', (c, v) => (c.clientCrlFile = v)),
   'auto-tls': honoured('bool', (c, v) => (c.autoTls = v === 'true')),
   'cipher-suites': honoured('string', (c, v) => (c.cipherSuites = v)),
-  'peer-cert-file': refused('string', NO_TLS),
-  'peer-key-file': refused('string', NO_TLS),
-  'peer-trusted-ca-file': refused('string', NO_TLS),
-  'peer-client-cert-auth': refused('bool', NO_TLS),
-  'peer-crl-file': refused('string', NO_TLS),
-  'peer-auto-tls': refused('bool', NO_TLS),
-  'peer-cert-allowed-cn': refused('string', NO_TLS),
-  'peer-cert-allowed-hostname': refused('string', NO_TLS),
+  'peer-cert-file': honoured('string', (c, v) => (c.peerCertFile = v)),
+  'peer-key-file': honoured('string', (c, v) => (c.peerKeyFile = v)),
+  'peer-trusted-ca-file': honoured('string', (c, v) => (c.peerTrustedCaFile = v)),
+  'peer-client-cert-auth': honoured('bool', (c, v) => (c.peerClientCertAuth = v === 'true')),
+  'peer-crl-file': honoured('string', (c, v) => (c.peerCrlFile = v)),
+  'peer-auto-tls': honoured('bool', (c, v) => (c.peerAutoTls = v === 'true')),
+  'peer-cert-allowed-cn': honoured('string', (c, v) => (c.peerCertAllowedCn = v)),
+  'peer-cert-allowed-hostname': honoured('string', (c, v) => (c.peerCertAllowedHostname = v)),
 };
 
 export interface ParsedCommandLine {

@@ -15,4 +15,4 @@ export {
 export { FRAME_BYTES_MAX } from './frame';
 export { PEER_PROTOCOL_VERSION } from './handshake';
 export { parsePeerUrl, PeerUrlError, type Endpoint } from './url';
-export { plainSockets, type PeerSockets } from './sockets';
+export { peerSockets, plainSockets, type PeerSockets, type PeerTls } from './sockets';

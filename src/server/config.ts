@@ -36,6 +36,15 @@ export interface ServerConfig {
   clientCrlFile: string;
   autoTls: boolean;
   cipherSuites: string;
+  /** Peer TLS: --peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth, --peer-crl-file, --peer-auto-tls, --peer-cert-allowed-cn, --peer-cert-allowed-hostname. */
+  peerCertFile: string;
+  peerKeyFile: string;
+  peerTrustedCaFile: string;
+  peerClientCertAuth: boolean;
+  peerCrlFile: string;
+  peerAutoTls: boolean;
+  peerCertAllowedCn: string;
+  peerCertAllowedHostname: string;
   /** --auth-token: "simple" or "jwt,pub-key=...,priv-key=...,sign-method=...,ttl=..." */
   authToken: string;
   /** --auth-token-ttl: seconds a simple token lives without use. */
@@ -78,6 +87,14 @@ export function defaultConfig(): ServerConfig {
     logOutputs: ['default'],
     watchProgressNotifyIntervalMs: 10 * 60 * 1000,
     forceNewCluster: false,
+    peerCertFile: '',
+    peerKeyFile: '',
+    peerTrustedCaFile: '',
+    peerClientCertAuth: false,
+    peerCrlFile: '',
+    peerAutoTls: false,
+    peerCertAllowedCn: '',
+    peerCertAllowedHostname: '',
     authToken: 'simple',
     authTokenTtlSeconds: 300,
     bcryptCost: 10,

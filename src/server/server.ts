@@ -29,7 +29,8 @@ import { LeaseExpiry } from './lease-expiry';
 import { loadSnapshotFile, receiveSnapshotFile, snapshotChunks } from './snapshot';
 import { CommittedEntry, LocalLog } from './local-log';
 import { ClusterMember, decodeMemberMeta, encodeMemberMeta, MemberMeta, parseInitialCluster } from './member-meta';
-import { PeerTransport } from '../peer';
+import { PeerTransport, peerSockets } from '../peer';
+import { peerTls } from './peer-tls';
 import { PeerEnvelope, RaftLog, withEnvelope } from './raft-log';
 import { Member, Membership } from './membership';
 import { ConfChangeType } from '../raft';
@@ -245,6 +246,8 @@ export class CairnServer {
     else if (fresh) wal.appendMetadata(encodeMemberMeta(meta));
     const lastIndex = contents.entries.length ? contents.entries[contents.entries.length - 1].index : contents.snapshot?.index ?? 0;
     const clustered = meta.members.length > 1;
+    // Checked on every start, so a bad --peer-* flag is found before the cluster grows.
+    const peerSecurity = await peerTls(config, log);
     let transport: PeerTransport | undefined;
     let raftLog: ReplicatedLog;
     let memberRef: CairnServer | undefined; // peer messages other than Raft's go to the member once it exists
@@ -262,7 +265,11 @@ export class CairnServer {
         },
         onSnapshot: (_from: bigint, metadata: Uint8Array, data: AsyncIterable<Buffer>) => rl.receiveSnapshot(metadata, data),
       };
-      transport = new PeerTransport({ clusterId: meta.clusterId, memberId: meta.memberId, listenUrls: config.listenPeerUrls, logger: log, onClusterId: (id) => adopt(id) }, handlers);
+      const sockets = peerSockets(peerSecurity);
+      transport = new PeerTransport(
+        { clusterId: meta.clusterId, memberId: meta.memberId, listenUrls: config.listenPeerUrls, logger: log, onClusterId: (id) => adopt(id), sockets },
+        handlers,
+      );
       await transport.start();
       if (adopted) {
         // A member added with `member add` learns its cluster from the first member that

@@ -192,15 +192,16 @@ describe('cairn command line', () => {
     expect(e).toMatchObject({ code: 0, signal: null });
   });
 
-  it('--peer-cert-file is refused with a clear message (peer TLS not implemented yet)', async () => {
+  it('peer TLS flags are checked at start: a certificate without its key, or a missing file, is refused with the reason', async () => {
     const cwd = makeTempDir('cairn-cli-');
     const { args } = await safeFlags();
-    const r = await runCairn([...args, '--peer-cert-file', 'x'], { cwd });
-    expect(r.timedOut).toBe(false);
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain('peer-cert-file');
-    expect(r.stderr).toMatch(/TLS/);
-    expect(r.stderr).toMatch(/not (implemented|supported)/);
+    const half = await runCairn([...args, '--peer-cert-file', 'x'], { cwd });
+    expect(half.timedOut).toBe(false);
+    expect(half.code).not.toBe(0);
+    expect(half.stderr).toContain('--peer-cert-file and --peer-key-file must be given together');
+    const missing = await runCairn([...args, '--peer-cert-file', 'nope.pem', '--peer-key-file', 'nope.key'], { cwd });
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain('nope.pem');
   });
 
   it('--initial-cluster that does not name this member, or disagrees with its peer URLs, is refused', async () => {

@@ -79,19 +79,19 @@ describe('peer handshake encoding', () => {
 });
 
 describe('peer URLs', () => {
-  it('parses http and unix URLs', () => {
-    expect(parsePeerUrl('http://127.0.0.1:2380')).toEqual({ kind: 'tcp', url: 'http://127.0.0.1:2380', host: '127.0.0.1', port: 2380 });
+  it('parses http, https, unix and unixs URLs', () => {
+    expect(parsePeerUrl('http://127.0.0.1:2380')).toEqual({ kind: 'tcp', url: 'http://127.0.0.1:2380', host: '127.0.0.1', port: 2380, secure: false });
+    expect(parsePeerUrl('https://127.0.0.1:2380')).toEqual({ kind: 'tcp', url: 'https://127.0.0.1:2380', host: '127.0.0.1', port: 2380, secure: true });
+    expect(parsePeerUrl('unixs:///x')).toMatchObject({ kind: 'unix', path: '/x', secure: true });
     expect(parsePeerUrl('http://[::1]:0/')).toMatchObject({ kind: 'tcp', host: '::1', port: 0 });
     expect(parsePeerUrl('http://node1:80')).toMatchObject({ kind: 'tcp', host: 'node1', port: 80 });
-    expect(parsePeerUrl('unix:///run/cairn/peer.sock')).toEqual({ kind: 'unix', url: 'unix:///run/cairn/peer.sock', path: '/run/cairn/peer.sock' });
+    expect(parsePeerUrl('unix:///run/cairn/peer.sock')).toEqual({ kind: 'unix', url: 'unix:///run/cairn/peer.sock', path: '/run/cairn/peer.sock', secure: false });
     expect(parsePeerUrl('unix://member1.peer')).toMatchObject({ kind: 'unix', path: 'member1.peer' });
   });
 
-  it('refuses TLS schemes, unknown schemes, paths and missing ports with the reason', () => {
-    expect(() => parsePeerUrl('https://a:2380')).toThrow('https:// (TLS) peer URLs are not supported yet');
-    expect(() => parsePeerUrl('unixs:///x')).toThrow('unixs:// (TLS) peer URLs are not supported yet');
-    expect(() => parsePeerUrl('tcp://a:1')).toThrow('scheme must be http:// or unix://');
-    expect(() => parsePeerUrl('127.0.0.1:2380')).toThrow('scheme must be http:// or unix://');
+  it('refuses unknown schemes, paths and missing ports with the reason', () => {
+    expect(() => parsePeerUrl('tcp://a:1')).toThrow('scheme must be http://, https://, unix:// or unixs://');
+    expect(() => parsePeerUrl('127.0.0.1:2380')).toThrow('scheme must be http://, https://, unix:// or unixs://');
     expect(() => parsePeerUrl('http://a')).toThrow('a port is required');
     expect(() => parsePeerUrl('http://a:1/x')).toThrow('a path is not allowed');
     expect(() => parsePeerUrl('unix://')).toThrow('missing socket path');

@@ -116,13 +116,12 @@ describe('peer transport lifecycle', () => {
     }
   });
 
-  it('https:// and unixs:// peer URLs are refused with a clear error, as are listen URLs without a port', () => {
+  it('TLS peer URLs without TLS settings fail with a clear error; unknown schemes and listen URLs without a port are refused', async () => {
     const h = { onMessage: () => undefined, onSnapshot: () => Promise.resolve() };
-    expect(() => new PeerTransport({ clusterId: 1n, memberId: 1n, listenUrls: ['https://127.0.0.1:2380'] }, h)).toThrow(
-      'invalid peer URL "https://127.0.0.1:2380": https:// (TLS) peer URLs are not supported yet; use http:// or unix://',
-    );
+    const secure = new PeerTransport({ clusterId: 1n, memberId: 1n, listenUrls: ['https://127.0.0.1:0'] }, h);
+    await expect(secure.start()).rejects.toThrow('a TLS peer URL needs --peer-cert-file/--peer-key-file or --peer-auto-tls');
     const t = new PeerTransport({ clusterId: 1n, memberId: 1n, listenUrls: [] }, h);
-    expect(() => t.addPeer(2n, ['unixs:///tmp/x.sock'])).toThrow(/unixs:\/\/ \(TLS\) peer URLs are not supported yet/);
+    expect(() => t.addPeer(2n, ['tcp://127.0.0.1:1'])).toThrow(/scheme must be http:\/\/, https:\/\/, unix:\/\/ or unixs:\/\//);
     expect(() => new PeerTransport({ clusterId: 1n, memberId: 1n, listenUrls: ['http://127.0.0.1'] }, h)).toThrow(/a port is required/);
     expect(FRAME_HEADER_BYTES).toBe(9);
   });
