@@ -141,7 +141,10 @@ const RETRY_BACKOFF_MAX_MS = 5_000;
 const PROBE_DELAY_MIN_MS = 200;
 const PROBE_DELAY_MAX_MS = 2_000;
 
-/** An immutable view of the configuration at one revision. */
+/**
+ * An immutable view of the configuration at one revision. The decoded values are shared
+ * with the watcher and with later snapshots: treat them as read-only.
+ */
 export class ConfigSnapshot<T> implements Iterable<[string, T]> {
   constructor(
     readonly revision: number,
