@@ -460,13 +460,17 @@ describe('config watcher across kill -9 of its member (3-member cairn cluster)',
     await cluster?.destroy();
   });
 
-  it('resumes from the last applied revision after its only member is killed and restarted: no gap, no duplicate', async () => {
+  it.each([
+    ['its only member is killed and restarted: it waits, then resumes on that member', 'only' as const],
+    ['the member it uses is killed and restarted: it resumes on another member', 'failover' as const],
+  ])('resumes from the last applied revision when %s; no gap, no duplicate', async (_, mode) => {
     const leader = await cluster.leader();
     const [victim, ...rest] = [...cluster.members.filter((m) => m !== leader), leader] as ClusterMember[];
-    const watching = new Client({ endpoints: [victim.endpoint], dialTimeoutMs: 1_000 });
+    const endpoints = mode === 'only' ? [victim.endpoint] : [victim, ...rest].map((m) => m.endpoint);
+    const watching = new Client({ endpoints, dialTimeoutMs: 1_000 });
     const writer = new Client({ endpoints: rest.map((m) => m.endpoint), requestTimeoutMs: 15_000 });
     try {
-      const P = 'seq/';
+      const P = `seq-${mode}/`;
       const cfg = await watching.config<number>(P);
       const seen = follow(cfg);
       type Ev = [number, 'put' | 'delete', string, number | null];
@@ -479,12 +483,13 @@ describe('config watcher across kill -9 of its member (3-member cairn cluster)',
       let revAtKill = 0;
       for (let i = 0; i < 160; i++) {
         if (i === 50) {
+          expect(watching.activeEndpoint).toBe(victim.endpoint);
           await victim.kill9();
           revAtKill = last;
         }
         if (i === 110) {
           // Cut off all this time: nothing written after the kill has reached the view.
-          expect(got.filter((e) => e[0] > revAtKill)).toEqual([]);
+          if (mode === 'only') expect(got.filter((e) => e[0] > revAtKill)).toEqual([]);
           await victim.restart();
         }
         const k = `k${i % 40}`;
@@ -517,6 +522,8 @@ describe('config watcher across kill -9 of its member (3-member cairn cluster)',
       expect(seen.problems).toEqual([]);
       expect(seen.batches.some((b) => b.resync)).toBe(false);
       expect(victim.running).toBe(true);
+      if (mode === 'failover') expect(watching.activeEndpoint).not.toBe(victim.endpoint);
+      else expect(watching.activeEndpoint).toBe(victim.endpoint);
       expect(cfg.snapshot().toObject()).toEqual(await rangeAt(writer, P, cfg.revision));
       cfg.close();
     } finally {
