@@ -1,6 +1,6 @@
 import * as net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { startCairn, startEtcd, type ServerProc } from '../../bench/lib/procs';
+import { freePort, startCairn, startEtcd, type ServerProc } from '../../bench/lib/procs';
 import { startCairnCluster, type Cluster, type ClusterMember } from '../helpers/cluster';
 import { Rand, seedFromEnv } from '../support/rand';
 import {
@@ -10,6 +10,7 @@ import {
   ConfigWatcher,
   ConfigClosedError,
   decoders,
+  EtcdError,
   op,
   type ConfigBatch,
   type ConfigChange,
@@ -331,6 +332,22 @@ describe.each(['cairn', 'etcd'] as const)('config watcher against %s', (kind) =>
     } finally {
       viaProxy.close();
       proxy.close();
+    }
+  });
+});
+
+describe('config watcher without a server', () => {
+  it('client.config rejects when the initial read fails, and the watcher it started is closed', async () => {
+    const c = new Client({ endpoints: [`http://127.0.0.1:${await freePort()}`], dialTimeoutMs: 200, requestTimeoutMs: 1_000 });
+    try {
+      await expect(c.config('nothing/')).rejects.toBeInstanceOf(EtcdError);
+      const cfg = new ConfigWatcher(c, 'nothing/');
+      await expect(cfg.ready).rejects.toBeInstanceOf(EtcdError);
+      expect(cfg.isClosed).toBe(true);
+      const aborted = new ConfigWatcher(c, 'nothing/', { signal: AbortSignal.abort() });
+      await expect(aborted.ready).rejects.toBeInstanceOf(ConfigClosedError);
+    } finally {
+      c.close();
     }
   });
 });
