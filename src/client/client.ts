@@ -21,6 +21,7 @@ import { Pool, type CallOptions } from './pool';
 import { ClusterClient, MaintenanceClient } from './cluster';
 import { LeaseClient } from './lease';
 import { WatchHub, type Watcher, type WatchOptions } from './watch';
+import { ConfigWatcher, type ConfigOptions } from './config';
 
 export interface ClientOptions {
   /** e.g. ['http://127.0.0.1:2379', 'http://127.0.0.1:22379'] */
@@ -64,6 +65,15 @@ export class Client {
    */
   watch(opts: WatchOptions): Watcher {
     return this.watchHub.watch(opts);
+  }
+
+  /**
+   * A live, typed view of every key under `prefix` (JSON values by default), resolved once
+   * the initial read is applied: `const cfg = await client.config<Settings>('/services/api/')`.
+   * See ConfigWatcher.
+   */
+  config<T = unknown>(prefix: string, opts?: ConfigOptions<T>): Promise<ConfigWatcher<T>> {
+    return ConfigWatcher.open(this, prefix, opts);
   }
 
   /** The endpoint calls go to now. */

@@ -37,6 +37,7 @@ export {
   type TxnOpResult,
   type TxnResult,
 } from './kv';
+export * from './config';
 export { Watcher, type WatchBatch, type WatchEvent, type WatchFilter, type WatchOptions } from './watch';
 export { LeaseClient, LeaseExpiredError, LeaseKeepAlive, type LeaseGrant, type LeaseGrantOptions, type LeaseTimeToLive } from './lease';
 export { ClusterClient, MaintenanceClient, type Alarm, type AlarmType, type Member, type MemberCallOptions, type MemberList, type MemberStatus } from './cluster';
