@@ -7,7 +7,7 @@ import { GRPC_OVERHEAD_BYTES } from '../server/config';
 import { CairnServer } from '../server/server';
 import { authImplementation, authService } from './auth';
 import { clusterImplementation, clusterService } from './cluster';
-import { TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import { HTTP2_PREFACE, sniffHttp2 } from './authority';
 import { CERT_NAME_HEADER } from './caller';
 import { clientTls } from './tls';
@@ -65,6 +65,23 @@ export class ApiServer {
     const injector = grpc.createConnectionInjector(ServerCredentials.createInsecure());
     const http = createHttpServer(httpHandler(member, metrics, log));
     const tlsConfig = await clientTls(cfg, log);
+    const tlsServer =
+      tlsConfig === undefined
+        ? undefined
+        : createTlsServer({
+            ...tlsConfig.options,
+            // HTTP/1.1 first: clients offering both (curl, browsers) get /health and the
+            // gateway over it; gRPC clients offer only h2 and get it.
+            ALPNProtocols: ['http/1.1', 'h2'],
+          });
+    tlsServer?.on('secureConnection', (secure: TLSSocket) => {
+      // With --client-cert-auth the verified certificate's common name is the user when a
+      // call carries no token (etcd's AuthInfoFromTLS).
+      const cn = tlsConfig?.requestCert && secure.authorized ? secure.getPeerCertificate()?.subject?.CN : undefined;
+      secure.on('error', () => secure.destroy());
+      route(secure, { plain: false, secure: true }, true, typeof cn === 'string' && cn !== '' ? cn : undefined);
+    });
+    tlsServer?.on('tlsClientError', (e) => log.debug({ err: e }, 'TLS connection refused'));
     // One socket per address: a URL list may name the same port as http:// and https://.
     const route = (socket: Socket, mode: { plain: boolean; secure: boolean }, decrypted = false, certName?: string): void => {
       socket.setNoDelay(true);
@@ -79,27 +96,10 @@ export class ApiServer {
           }
           socket.pause();
           socket.unshift(seen);
-          const secure = new TLSSocket(socket, {
-            isServer: true,
-            secureContext: tlsConfig.context,
-            requestCert: tlsConfig.requestCert,
-            rejectUnauthorized: tlsConfig.requestCert,
-            // HTTP/1.1 first: clients offering both (curl, browsers) get /health and the
-            // gateway over it; gRPC clients offer only h2 and get it.
-            ALPNProtocols: ['http/1.1', 'h2'],
-          });
-          secure.once('secure', () => {
-            // With --client-cert-auth the certificate's common name is the user when a call
-            // carries no token (etcd's AuthInfoFromTLS). OpenSSL itself refused the
-            // handshake if the certificate was missing or not from a trusted CA (a bare
-            // TLSSocket never sets `authorized`).
-            const cn = cfg.clientCertAuth ? secure.getPeerCertificate()?.subject?.CN : undefined;
-            route(secure, mode, true, typeof cn === 'string' && cn !== '' ? cn : undefined);
-          });
-          secure.on('error', (e) => {
-            log.debug({ err: e }, 'TLS connection failed');
-            secure.destroy();
-          });
+          // The TLS server takes the socket with its first bytes, verifies the client's
+          // certificate (chain, CRL) and drops the connection when it must; it then hands
+          // the decrypted socket back through 'secureConnection'.
+          tlsServer!.emit('connection', socket);
           return;
         }
         if (!decrypted && !mode.plain) {

@@ -1,6 +1,6 @@
 import { mkdir, readFile, writeFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import { createSecureContext, type TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { generate } from 'selfsigned';
 import { ServerConfig } from '../server/config';
@@ -11,7 +11,8 @@ import { ServerConfig } from '../server/config';
 // (revoked client certificates are refused), --cipher-suites (etcd's Go names).
 
 export interface ClientTls {
-  context: SecureContext;
+  /** For tls.createServer: certificate, key, CAs, CRL, ciphers, and whether a client certificate is required. */
+  options: TlsOptions;
   requestCert: boolean;
 }
 
@@ -60,15 +61,18 @@ export async function clientTls(cfg: ServerConfig, log: Logger): Promise<ClientT
   if (cfg.clientCertAuth && cfg.trustedCaFile === '') throw new Error('--client-cert-auth needs --trusted-ca-file');
   const ca = cfg.trustedCaFile !== '' ? await readFile(cfg.trustedCaFile) : undefined;
   const crl = cfg.clientCrlFile !== '' ? await readFile(cfg.clientCrlFile) : undefined;
-  const context = createSecureContext({
+  const options: TlsOptions = {
     cert,
     key,
     ca,
     crl,
     ciphers: cfg.cipherSuites !== '' ? opensslCiphers(cfg.cipherSuites) : undefined,
     minVersion: 'TLSv1.2',
-  });
-  return { context, requestCert: cfg.clientCertAuth };
+    requestCert: cfg.clientCertAuth,
+    rejectUnauthorized: cfg.clientCertAuth,
+  };
+  createSecureContext(options); // bad PEM, CA or CRL: fail at start, not at the first handshake
+  return { options, requestCert: cfg.clientCertAuth };
 }
 
 /** A self-signed certificate for the listen hosts, made once and kept (etcd's --auto-tls). */

@@ -16,10 +16,22 @@ beforeAll(() => {
   dir = makeTempDir('cairn-tls-');
   ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=test-ca');
   writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost');
-  for (const [name, cn, ext] of [['server', 'cairn', true], ['client', 'root', false]] as const) {
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'rogue-ca.key', '-out', 'rogue-ca.pem', '-days', '2', '-subj', '/CN=rogue-ca');
+  for (const [name, cn, ext, ca] of [
+    ['server', 'cairn', true, 'ca'],
+    ['client', 'root', false, 'ca'],
+    ['revoked', 'root', false, 'ca'],
+    ['rogue', 'root', false, 'rogue-ca'],
+  ] as const) {
     ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', ...(ext ? ['-extfile', 'san.ext'] : []));
+    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', ...(ext ? ['-extfile', 'san.ext'] : []));
   }
+  // A CRL from the CA revoking `revoked` (openssl ca needs its little database).
+  writeFileSync(join(dir, 'index.txt'), '');
+  writeFileSync(join(dir, 'crlnumber'), '01\n');
+  writeFileSync(join(dir, 'ca.cnf'), '[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\ncrlnumber=crlnumber\ndefault_md=sha256\ndefault_crl_days=2\ncertificate=ca.pem\nprivate_key=ca.key\n');
+  ssl('ca', '-config', 'ca.cnf', '-revoke', 'revoked.pem');
+  ssl('ca', '-config', 'ca.cnf', '-gencrl', '-out', 'crl.pem');
 });
 afterAll(() => {
   for (const s of servers) s.kill('SIGKILL');
@@ -71,6 +83,22 @@ describe('client TLS', () => {
     expect(withCert.code, withCert.stderr).toBe(0);
     const plain = await etcdctl(`http://127.0.0.1:${port}`, ['--dial-timeout', '2s', '--command-timeout', '3s', 'get', 'a']);
     expect(plain.code).not.toBe(0);
+  });
+
+  it('--client-cert-auth refuses a certificate from another CA (whatever its name) and, with --client-crl-file, a revoked one', async () => {
+    const { port } = await start((p) => [`https://127.0.0.1:${p}`], [
+      '--cert-file', f('server.pem'), '--key-file', f('server.key'), '--trusted-ca-file', f('ca.pem'), '--client-cert-auth',
+      '--client-crl-file', f('crl.pem'), '--cipher-suites', 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384',
+    ]);
+    const url = `https://127.0.0.1:${port}`;
+    const as = (name: string): string[] => ['--cacert', f('ca.pem'), '--cert', f(`${name}.pem`), '--key', f(`${name}.key`), '--dial-timeout', '2s', '--command-timeout', '3s'];
+    const good = await etcdctl(url, [...as('client'), 'put', 'k', 'v']);
+    expect(good.code, good.stderr).toBe(0);
+    for (const name of ['rogue', 'revoked']) {
+      const r = await etcdctl(url, [...as(name), 'get', 'k']);
+      expect(r.code, `${name} certificate must be refused`).not.toBe(0);
+      expect(r.stdout).not.toContain('v');
+    }
   });
 
   it('--auto-tls generates a self-signed certificate kept in the data dir', async () => {
