@@ -11,6 +11,7 @@
  *
  *   npx vitest run test/e2e/auth.test.ts          (after `npm run build`)
  */
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -239,11 +240,12 @@ describe('auth on cairn: what etcdctl cannot show', () => {
 
   it('JWT tokens: signed and checked with the configured keys (public key as a certificate too), expire, go stale when roles change', async () => {
     const dir = makeTempDir('auth-jwt');
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     fs.writeFileSync(path.join(dir, 'priv.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    fs.writeFileSync(path.join(dir, 'pub.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
+    // The public key given as a certificate over it, as operators often have it.
+    execFileSync('openssl', ['req', '-x509', '-key', 'priv.pem', '-out', 'pub-cert.pem', '-days', '2', '-subj', '/CN=cairn-jwt'], { cwd: dir, stdio: 'ignore' });
     const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const spec = `jwt,pub-key=${path.join(dir, 'pub.pem')},priv-key=${path.join(dir, 'priv.pem')},sign-method=RS256,ttl=3s`;
+    const spec = `jwt,pub-key=${path.join(dir, 'pub-cert.pem')},priv-key=${path.join(dir, 'priv.pem')},sign-method=RS256,ttl=3s`;
     const server = await startCairn({ extraArgs: ['--bcrypt-cost', '4', '--auth-token', spec] });
     const c = authClients(server.endpoint);
     try {
