@@ -1,13 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { selfSigned } from '../api/tls';
+import { opensslCiphers, selfSigned } from '../api/tls';
 import type { PeerTls } from '../peer/sockets';
 import type { ServerConfig } from './config';
 
 // TLS between members, from etcd's --peer-* flags: the member's certificate and key (given,
 // or made once under <data-dir>/fixtures/peer with --peer-auto-tls), the CAs peers'
-// certificates must chain to, a CRL of revoked ones, and who may dial in. With auto TLS, as
+// certificates must chain to, a CRL of revoked ones, and who may dial in. --cipher-suites
+// applies here too, as in etcd. With auto TLS, as
 // in etcd, certificates are not verified (they are all self-signed): the link is encrypted,
 // not authenticated, unless --peer-trusted-ca-file is given too.
 
@@ -29,7 +30,7 @@ export async function peerTls(cfg: ServerConfig, log: Logger): Promise<PeerTls |
   const crl = cfg.peerCrlFile !== '' ? await readFile(cfg.peerCrlFile) : undefined;
   const autoOnly = cfg.peerAutoTls && cfg.peerCertFile === '' && ca === undefined;
   return {
-    options: { cert, key, ca, crl, minVersion: 'TLSv1.2' },
+    options: { cert, key, ca, crl, minVersion: 'TLSv1.2', ciphers: cfg.cipherSuites !== '' ? opensslCiphers(cfg.cipherSuites) : undefined },
     verify: !autoOnly,
     requireClientCert: cfg.peerClientCertAuth,
     allowedCn: cfg.peerCertAllowedCn !== '' ? cfg.peerCertAllowedCn : undefined,

@@ -6,8 +6,9 @@
  * - allowed paths work through every member (tokens are known cluster-wide), denied paths
  *   get etcd's errors, a client certificate's common name is the user when no token is sent;
  * - a plain-text client cannot talk to a TLS port, a client without a certificate is refused;
- * - a member whose certificate is not from the cluster's CA cannot join, and one whose
- *   common name is not the allowed one is refused (--peer-cert-allowed-cn);
+ * - a member whose certificate is not from the cluster's CA cannot join, nor one whose
+ *   common name is not the allowed one (--peer-cert-allowed-cn), nor a revoked one
+ *   (--peer-crl-file);
  * - --peer-auto-tls: self-signed peer certificates, the cluster forms and replicates.
  *
  *   npx vitest run test/e2e/security-cluster.test.ts     (after `npm run build`)
@@ -39,6 +40,13 @@ beforeAll(() => {
   cert('rogue-peer', 'cairn-peer', 'rogue-ca');
   cert('client-root', 'root');
   cert('client-alice', 'alice');
+  cert('peer-revoked', 'cairn-peer');
+  // A CRL from the CA revoking `peer-revoked` (openssl ca needs its little database).
+  writeFileSync(join(dir, 'index.txt'), '');
+  writeFileSync(join(dir, 'crlnumber'), '01\n');
+  writeFileSync(join(dir, 'ca.cnf'), '[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\ncrlnumber=crlnumber\ndefault_md=sha256\ndefault_crl_days=2\ncertificate=ca.pem\nprivate_key=ca.key\n');
+  ssl('ca', '-config', 'ca.cnf', '-revoke', 'peer-revoked.pem');
+  ssl('ca', '-config', 'ca.cnf', '-gencrl', '-out', 'crl.pem');
 });
 
 afterAll(() => {
@@ -80,7 +88,7 @@ async function spawnMember(name: string, clientPort: number, peerPort: number, f
 const serverFlags = (): string[] => [
   '--cert-file', f('server.pem'), '--key-file', f('server.key'), '--trusted-ca-file', f('ca.pem'), '--client-cert-auth',
   '--peer-cert-file', f('peer.pem'), '--peer-key-file', f('peer.key'), '--peer-trusted-ca-file', f('ca.pem'), '--peer-client-cert-auth',
-  '--peer-cert-allowed-cn', 'cairn-peer', '--bcrypt-cost', '4',
+  '--peer-cert-allowed-cn', 'cairn-peer', '--peer-crl-file', f('crl.pem'), '--bcrypt-cost', '4',
 ];
 
 async function startCluster(n: number, flags: () => string[], scheme = 'https'): Promise<Member[]> {
@@ -156,7 +164,15 @@ describe('a 3-member cluster with client and peer TLS and auth on', () => {
       expect(await ok(m.client, [...tlsAs('root'), 'get', '/secret', '--print-value-only'])).toBe('s\n');
     }
     expect(await ok(members[1].client, [...tlsAs('root'), 'user', 'list'])).toBe('alice\nbob\nroot\n');
-    expect(await ok(members[2].client, [...tlsAs('root'), 'member', 'list'])).toMatch(/started, a, https:\/\/127\.0\.0\.1:\d+, https:\/\/127\.0\.0\.1:\d+/);
+    // Members publish their client URLs shortly after they start: wait for all three.
+    const deadline = Date.now() + 10_000;
+    let list = '';
+    while (Date.now() < deadline) {
+      list = await ok(members[2].client, [...tlsAs('root'), 'member', 'list']);
+      if ((list.match(/, started, [abc], https:\/\/127\.0\.0\.1:\d+, https:\/\/127\.0\.0\.1:\d+/g) ?? []).length === 3) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(list.match(/, started, [abc], https:\/\/127\.0\.0\.1:\d+, https:\/\/127\.0\.0\.1:\d+/g) ?? []).toHaveLength(3);
     await ok(members[2].client, [...tlsAs('root'), 'endpoint', 'health', '--cluster']);
   }, 60_000);
 
@@ -186,8 +202,8 @@ describe('a 3-member cluster with client and peer TLS and auth on', () => {
     expect(wrongCa.code).not.toBe(0);
   }, 60_000);
 
-  it('a member with a certificate from another CA, or with another common name, cannot join', async () => {
-    for (const [certName, note] of [['rogue-peer', 'rogue CA'], ['peer-other-cn', 'wrong CN']] as const) {
+  it('a member with a certificate from another CA, with another common name, or revoked, cannot join', async () => {
+    for (const [certName, note] of [['rogue-peer', 'rogue CA'], ['peer-other-cn', 'wrong CN'], ['peer-revoked', 'revoked (--peer-crl-file)']] as const) {
       const [clientPort, peerPort] = [await freePort(), await freePort()];
       const peerUrl = `https://127.0.0.1:${peerPort}`;
       const add = await ok(members[0].client, [...tlsAs('root'), 'member', 'add', 'x', '--peer-urls', peerUrl]);
