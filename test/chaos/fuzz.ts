@@ -324,6 +324,8 @@ export interface FuzzReport {
   calls: number;
   byMethod: Record<string, number>;
   byCode: Record<string, number>;
+  /** One message per status code, as an example of what the member answers. */
+  examples: Record<string, string>;
   findings: FuzzFinding[];
   /** Slow answers from an overloaded member (not findings: the member answered other calls meanwhile slowly too). */
   slow: string[];
@@ -346,7 +348,7 @@ export async function runFuzz(targets: FuzzTarget[], opts: FuzzOptions): Promise
   const log = opts.log ?? ((s: string) => console.log(s));
   const deadlineMs = opts.deadlineMs ?? 5_000;
   const methods = allMethods();
-  const report: FuzzReport = { seed: opts.seed, calls: 0, byMethod: {}, byCode: {}, findings: [], slow: [] };
+  const report: FuzzReport = { seed: opts.seed, calls: 0, byMethod: {}, byCode: {}, examples: {}, findings: [], slow: [] };
   const clients = targets.map((t) => new grpc.Client(t.addr, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1, 'grpc.max_receive_message_length': -1 }));
   const end = Date.now() + opts.budgetMs;
   const crashed = new Set<string>();
@@ -358,6 +360,7 @@ export async function runFuzz(targets: FuzzTarget[], opts: FuzzOptions): Promise
     report.byMethod[m.path] = (report.byMethod[m.path] ?? 0) + 1;
     const cname = CODE_NAMES[o.code] ?? String(o.code);
     report.byCode[cname] = (report.byCode[cname] ?? 0) + 1;
+    if (o.code !== 0 && !(cname in report.examples)) report.examples[cname] = `${m.name}: ${o.details.slice(0, 160)}`;
     const t = targets[ti];
     const finding = (kind: FuzzFinding['kind'], detail: string): void => {
       report.findings.push({ kind, method: m.path, mode, detail, request: req.subarray(0, 2048).toString('hex') });
@@ -444,6 +447,9 @@ export function formatReport(r: FuzzReport): string {
       .sort(([, a], [, b]) => b - a)
       .map(([k, v]) => `${k}=${v}`)
       .join(' ')}`,
+    `fuzz: examples: ${Object.entries(r.examples)
+      .map(([k, v]) => `${k} (${v})`)
+      .join('; ')}`,
     `fuzz: ${r.findings.length} findings${r.slow.length ? `, ${r.slow.length} slow answers under load` : ''}`,
     ...r.findings.slice(0, 20).map((f) => `  - ${f.kind} ${f.method} [${f.mode}]: ${f.detail}\n    request (hex): ${f.request.slice(0, 400)}${f.request.length > 400 ? '...' : ''}`),
   ].join('\n');

@@ -7,9 +7,14 @@
  *    member exited, and since the entry is committed, every member of the cluster did the
  *    same (and would again on replay). etcd answers OutOfRange "required revision has been
  *    compacted" for any revision at or below the compacted one, negative ones included.
+ * 2. (fuzz.test.ts, seed 929551252) Once a client raised the CORRUPT alarm (Alarm
+ *    ACTIVATE, which etcd allows), cairn refused every proposal, the Alarm DEACTIVATE too:
+ *    the cluster could never be written again. etcd's corrupt applier refuses data
+ *    requests but lets alarms through, so CORRUPT can be cleared.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCairn, startEtcd, type ServerProc } from '../../bench/lib/procs';
+import { etcdserverpb } from '../../src/gen/proto';
 import { RawKV } from '../helpers/raw-grpc';
 
 const COMPACTS: Array<[string, string]> = [
@@ -52,6 +57,32 @@ describe('regressions found by chaos / fuzz runs', () => {
       'int64 max: 11 etcdserver: mvcc: required revision is a future revision',
       'range after: v',
     ]);
+    expect(answers.cairn).toEqual(answers.etcd);
+  }, 60_000);
+
+  it('the CORRUPT alarm can be cleared again; meanwhile writes fail with etcd\'s error', async () => {
+    const pb = etcdserverpb;
+    const A = '/etcdserverpb.Maintenance/Alarm';
+    const alarm = (r: etcdserverpb.IAlarmRequest): Buffer => Buffer.from(pb.AlarmRequest.encode(r).finish());
+    const answers: Record<string, string[]> = {};
+    for (const [name, s] of Object.entries(servers)) {
+      const kv = new RawKV(s.endpoint);
+      const out: string[] = (answers[name] = []);
+      const show = (what: string, r: Awaited<ReturnType<RawKV['raw']>>, decode?: (b: Buffer) => string): void => {
+        out.push(`${what}: ${r.ok ? `OK${decode ? ' ' + decode(r.bytes) : ''}` : `${r.code} ${r.details}`}`);
+      };
+      const alarms = (b: Buffer): string => pb.AlarmResponse.decode(b).alarms.map((a) => `${String(a.memberID)}/${a.alarm}`).join(',');
+      try {
+        show('activate', await kv.raw(A, alarm({ action: pb.AlarmRequest.AlarmAction.ACTIVATE, memberID: 12345, alarm: pb.AlarmType.CORRUPT })), alarms);
+        show('put while corrupt', await kv.raw('Put', Buffer.from(pb.PutRequest.encode({ key: Buffer.from('c'), value: Buffer.from('1') }).finish())));
+        show('deactivate', await kv.raw(A, alarm({ action: pb.AlarmRequest.AlarmAction.DEACTIVATE, memberID: 12345, alarm: pb.AlarmType.CORRUPT })), alarms);
+        show('get', await kv.raw(A, alarm({ action: pb.AlarmRequest.AlarmAction.GET })), alarms);
+        show('put after', await kv.raw('Put', Buffer.from(pb.PutRequest.encode({ key: Buffer.from('c'), value: Buffer.from('2') }).finish())));
+      } finally {
+        kv.close();
+      }
+    }
+    expect(answers.etcd).toEqual(['activate: OK 12345/2', 'put while corrupt: 15 etcdserver: corrupt cluster', 'deactivate: OK 12345/2', 'get: OK ', 'put after: OK']);
     expect(answers.cairn).toEqual(answers.etcd);
   }, 60_000);
 });
