@@ -1,6 +1,6 @@
 /**
  * The gRPC fuzzer (fuzz.ts) against a running 3-member cairn cluster for FUZZ_BUDGET_S
- * (default 45 s): every method gets well-formed extreme requests, mutated and random
+ * (default 40 s): every method gets well-formed extreme requests, mutated and random
  * bytes, cut streams and lying HTTP/2 frames. Then: no finding (crash, hang, internal
  * error, malformed status), every member still running, and the key space consistent:
  * each member takes a write and reads every member's write back linearizably, and all
@@ -16,7 +16,7 @@ import { seedFromEnv } from './rng';
 
 const pb = etcdserverpb;
 const seed = seedFromEnv('FUZZ_SEED');
-const budgetS = Number(process.env.FUZZ_BUDGET_S ?? 45);
+const budgetS = Number(process.env.FUZZ_BUDGET_S ?? 40);
 
 type Codec<T> = { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T };
 function call<Req, Res>(c: grpc.Client, path: string, reqT: Codec<Req>, resT: Codec<Res>, req: Req, timeoutMs = 10_000): Promise<Res> {
