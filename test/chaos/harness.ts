@@ -537,7 +537,7 @@ async function finalRead(ctx: Ctx, key: string): Promise<string | null> {
 }
 
 /** The history around an anomaly: events of `key` in [from, to] (ns), at most `max` lines. */
-function excerpt(events: HistoryEvent[], key: string, from: number, to: number, max = 40): string {
+export function excerpt(events: HistoryEvent[], key: string, from: number, to: number, max = 40): string {
   const sel = events.filter((e) => e.key === key && e.time >= from && e.time <= to);
   const lines = sel.length > max ? [...sel.slice(0, max / 2), null, ...sel.slice(-max / 2)] : sel;
   return lines.map((e) => (e === null ? `      ... ${sel.length - max} more ...` : `      ${(e.time / 1e6).toFixed(1).padStart(9)} ms ${JSON.stringify({ ...e, time: undefined })}`)).join('\n');
