@@ -53,7 +53,7 @@ describe(`gRPC fuzzer (seed ${seed})`, () => {
     try {
       // A fuzzed Alarm may have raised NOSPACE / CORRUPT (etcd lets a client do that): clear them.
       const alarms = await call(clients[0], '/etcdserverpb.Maintenance/Alarm', pb.AlarmRequest, pb.AlarmResponse, { action: pb.AlarmRequest.AlarmAction.GET });
-      for (const a of alarms.alarms) {
+      for (const a of alarms.alarms ?? []) {
         await call(clients[0], '/etcdserverpb.Maintenance/Alarm', pb.AlarmRequest, pb.AlarmResponse, { action: pb.AlarmRequest.AlarmAction.DEACTIVATE, memberID: a.memberID, alarm: a.alarm });
       }
       // Every member takes a write; every member reads every write back (linearizable reads).
@@ -62,7 +62,7 @@ describe(`gRPC fuzzer (seed ${seed})`, () => {
       }
       for (const c of clients) {
         const r = await call(c, '/etcdserverpb.KV/Range', pb.RangeRequest, pb.RangeResponse, { key: Buffer.from('after-fuzz/'), rangeEnd: Buffer.from('after-fuzz0') });
-        expect(r.kvs.map((kv) => `${Buffer.from(kv.key).toString()}=${Buffer.from(kv.value).toString()}`), `seed ${seed}`).toEqual(members.map((_, i) => `after-fuzz/${i}=v${seed}-${i}`));
+        expect((r.kvs ?? []).map((kv) => `${Buffer.from(kv.key ?? []).toString()}=${Buffer.from(kv.value ?? []).toString()}`), `seed ${seed}`).toEqual(members.map((_, i) => `after-fuzz/${i}=v${seed}-${i}`));
       }
       // Same key space everywhere: HashKV at one revision all members have applied.
       const st = await cluster.waitConverged(30_000);

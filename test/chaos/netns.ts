@@ -330,6 +330,15 @@ export class NetLab {
       tryIpSync(['netns', 'del', h.ns]);
     }
     this.hosts.clear();
+    // A veth whose host was being created when we were stopped is still in the root namespace.
+    try {
+      for (const line of ipSync(['-o', 'link', 'show']).split('\n')) {
+        const name = /^\d+:\s+([^:@\s]+)/.exec(line)?.[1];
+        if (name?.startsWith(`${VETH_PREFIX}${this.owner}x`)) tryIpSync(['link', 'del', name]);
+      }
+    } catch {
+      // best effort
+    }
     tryIpSync(['link', 'del', this.bridge]);
     labs.delete(this);
   }
