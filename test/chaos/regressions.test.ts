@@ -45,7 +45,7 @@ describe('regressions found by chaos / fuzz runs', () => {
           answers[name].push(`${what}: ${r.ok ? 'OK' : `${r.code} ${r.details}`}`);
         }
         const after = await kv.tryCall('Range', { key: Buffer.from('k') }, 5_000);
-        answers[name].push(`range after: ${after.ok ? Buffer.from(after.resp.kvs[0].value).toString() : `${after.code} ${after.details}`}`);
+        answers[name].push(`range after: ${after.ok ? Buffer.from(after.resp.kvs[0].value ?? []).toString() : `${after.code} ${after.details}`}`);
       } finally {
         kv.close();
       }
