@@ -301,9 +301,9 @@ export class MvccStore {
    * resolves when they are gone (what a `physical` compaction waits for).
    */
   compact(rev: number): { physical: Promise<void> } {
-    assertRevision(rev);
-    if (rev <= this.compactRev) throw errCompacted();
+    if (rev <= this.compactRev) throw errCompacted(); // negative ones too, as etcd (and before the assert: apply must not throw)
     if (rev > this.revision) throw errFutureRevision();
+    assertRevision(rev);
     this.compactRev = rev;
     this.backend.put(META_COMPACT_SCHEDULED, encodeU64(rev));
     const keep = this.compactIndex(rev);

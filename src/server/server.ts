@@ -990,7 +990,7 @@ export class CairnServer {
 
   private propose(req: cairnpb.IInternalRequest, costBytes: number, caller: Caller): Promise<unknown> {
     if (this.stopping) return Promise.reject(Errors.stopped());
-    if (this.alarms.has(AlarmType.Corrupt)) return Promise.reject(Errors.corrupt());
+    if (this.alarms.has(AlarmType.Corrupt) && !req.alarm) return Promise.reject(Errors.corrupt()); // as etcd's corrupt applier: alarms still go through, so CORRUPT can be cleared
     if (this.raftLog.commitIndex - this.applied > APPLY_GAP_MAX) return Promise.reject(Errors.tooManyRequests());
     if (costBytes > 0 && this.alarms.has(AlarmType.NoSpace)) return Promise.reject(Errors.noSpace());
     const quota = this.config.quotaBackendBytes || QUOTA_BACKEND_BYTES_DEFAULT;

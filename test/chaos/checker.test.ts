@@ -140,6 +140,18 @@ describe('linearizability checker: violations', () => {
     expect(r.keys[0].explanation).toMatch(/read -> "a"/);
   });
 
+  it('gives the time window of a violation, and the summary cuts the history excerpt from it', async () => {
+    const h = new H().write(0, 'y', 'q').write(0, 'x', 'a').write(0, 'x', 'b').read(1, 'x', 'a');
+    const r = checkHistory(h.events);
+    const k = r.keys.find((x) => x.key === 'x')!;
+    expect(k.verdict).toBe('violation');
+    const { excerpt } = await import('./harness');
+    const text = excerpt(h.events, 'x', k.window!.from, k.window!.to);
+    expect(text).toMatch(/"op":"read".*"value":"a"/); // the stale read is in it
+    expect(text).toMatch(/"value":"b"/); // and the write it missed
+    expect(text).not.toMatch(/"key":"y"/); // other keys are not
+  });
+
   it('catches a stale read even with a concurrent unknown-outcome write of something else', () => {
     const h = new H().write(0, 'x', 'a').inv(2, 'write', 'x', { value: 'c' }).info(2, 'write', 'x').write(0, 'x', 'b').read(1, 'x', 'a');
     expect(verdict(h)).toBe('violation');

@@ -246,6 +246,12 @@ export interface KeyResult {
   steps: number;
   /** violation: the operation whose completion could never be reached, with context. */
   explanation?: string;
+  /**
+   * violation: the time window (history `time`, ns) around the offending operation, from
+   * the earliest call among the last linearized operations and the concurrent ones to its
+   * completion: where to cut the history excerpt.
+   */
+  window?: { from: number; to: number };
 }
 
 export interface CheckResult {
@@ -397,7 +403,9 @@ export function checkKeyOperations(key: string, ops: Operation[], opts: { maxSte
           `\n  then the model is in ${bestStates.map((s) => `{value: ${JSON.stringify(s.v)}, rev: ${s.rev === UNKNOWN_REV ? '?' : s.rev}}`).join(' or ')}` +
           ` and this operation cannot take effect before it completes:\n    ${describe(stuck, t0)}` +
           (concurrent.length ? `\n  other operations concurrent with it, not linearized:\n${concurrent.join('\n')}` : '');
-        return { key, verdict: 'violation', operations: local.length, steps, explanation };
+        const around = [stuck, ...bestOrder.slice(-8), ...local.filter((o) => o.call <= stuck.ret && o.ret >= stuck.call)];
+        const window = { from: Math.min(...around.map((o) => o.call)), to: Number.isFinite(stuck.ret) ? stuck.ret : Math.max(...around.map((o) => o.call)) };
+        return { key, verdict: 'violation', operations: local.length, steps, explanation, window };
       }
       entry = top.entry;
       states = top.states;
@@ -447,7 +455,7 @@ export function checkOperations(ops: Operation[], options: CheckOptions = {}): C
     const phantom = kops.find((o) => o.op === 'read' && o.outcome === 'ok' && o.readValue != null && !written.has(o.readValue));
     if (phantom) {
       const t0 = Math.min(...kops.map((o) => o.call));
-      keys.push({ key, verdict: 'violation', operations: kops.length, steps: 0, explanation: `key ${JSON.stringify(key)}: read of a value never written to it:\n    ${describe(phantom, t0)}` });
+      keys.push({ key, verdict: 'violation', operations: kops.length, steps: 0, explanation: `key ${JSON.stringify(key)}: read of a value never written to it:\n    ${describe(phantom, t0)}`, window: { from: phantom.call, to: phantom.ret } });
       continue;
     }
     // Only the last (full) history decides a violation; a reduced one can only prove 'ok'.

@@ -1,8 +1,29 @@
 /**
- * `npm run chaos -- --duration 60 --seed N --members 3 [--clients 6] [--keys 5] [--no-pauses]`
+ * `npm run chaos -- --duration 60 --seed N --members 3 [--clients 6] [--keys 5]
+ *   [--nemesis all|kill,pause,partition,net,member,transfer] [--net netns|loopback] [--no-pauses]`
  * Runs the chaos harness once and exits non-zero on any violation. See README.md.
  */
-import { runChaos } from './harness';
+import { defaultNet, FAULT_KINDS, runChaos, type FaultKind } from './harness';
+
+const USAGE =
+  'usage: npm run chaos -- [--duration 60] [--seed N] [--members 3|5] [--clients 6] [--keys 5]\n' +
+  `  [--nemesis all|${FAULT_KINDS.join(',')}] [--first kind,...] [--net netns|loopback] [--no-pauses]\n` +
+  '  [--interval 2000-5000] [--fault-length 500-4000] [--out DIR]';
+
+function kindList(v: string | boolean | undefined, name: string): FaultKind[] | undefined {
+  if (v === undefined || v === 'all') return undefined;
+  if (typeof v !== 'string') throw new Error(`--${name} needs a value`);
+  const ks = v.split(',').map((k) => k.trim()).filter(Boolean);
+  for (const k of ks) if (!(FAULT_KINDS as readonly string[]).includes(k)) throw new Error(`--${name}: unknown fault kind ${k} (known: ${FAULT_KINDS.join(', ')})`);
+  return ks as FaultKind[];
+}
+
+function range(v: string | boolean | undefined, name: string): [number, number] | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d+)-(\d+)$/.exec(String(v));
+  if (!m || Number(m[1]) > Number(m[2])) throw new Error(`--${name} must be MIN-MAX in ms, got ${String(v)}`);
+  return [Number(m[1]), Number(m[2])];
+}
 
 function parseArgs(argv: string[]): Record<string, string | boolean> {
   const out: Record<string, string | boolean> = {};
@@ -29,9 +50,11 @@ function num(v: string | boolean | undefined, def: number, name: string): number
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   if (args.help) {
-    console.log('usage: npm run chaos -- [--duration 60] [--seed N] [--members 3] [--clients 6] [--keys 5] [--no-pauses]');
+    console.log(USAGE);
     return 0;
   }
+  const net = args.net === undefined ? defaultNet() : String(args.net);
+  if (net !== 'netns' && net !== 'loopback') throw new Error(`--net must be netns or loopback, got ${net}`);
   const seed = args.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : num(args.seed, 0, 'seed');
   console.log(`chaos seed: ${seed} (rerun with --seed ${seed})`);
   const r = await runChaos({
@@ -41,6 +64,12 @@ async function main(): Promise<number> {
     clients: num(args.clients, 6, 'clients'),
     keys: num(args.keys, 5, 'keys'),
     pauses: args.pauses !== false,
+    nemesis: kindList(args.nemesis, 'nemesis'),
+    required: kindList(args.first, 'first'),
+    net,
+    faultIntervalMs: range(args.interval, 'interval'),
+    faultLengthMs: range(args['fault-length'], 'fault-length'),
+    outDir: typeof args.out === 'string' ? args.out : undefined,
   });
   console.log(r.summary);
   for (const w of r.warnings) console.log(`warning: ${w}`);
