@@ -7,6 +7,7 @@
  *   npm run bench -- --duration 10 --rounds 3
  *   npm run bench -- --members 3 --duration 8 --rounds 3     # 3-member clusters of both
  *   npm run bench -- --against etcd --workloads put --workers 2
+ *   npm run bench -- --scale --rounds 3                      # memory, restart time, 10k vs 1M keys
  *   npm run bench -- --help
  */
 import * as fs from 'node:fs';
@@ -16,6 +17,7 @@ import { profilesIn, summarizeProfile } from './lib/cpuprofile';
 import { gitDescribe, machineCpuMs, machineInfo, type MachineInfo } from './lib/machine';
 import { startCluster, type BenchCluster } from './lib/cluster';
 import { cairnBin, cleanupAll, makeTempDir, repoRoot, startCairn, startEtcd, type ServerKind, type ServerProc } from './lib/procs';
+import { runScale, scaleDetails, scaleTable } from './scale';
 import { LOAD_DEFAULTS, runLoad, STREAM_DEFAULTS, TRANSPORTS, type LoadResult, type StreamOptions, type TransportKind } from './loadgen';
 import { checkKeyOptions, getWorkloadInfo, KEY_OPTIONS_DEFAULT, type KeyOptions, type KeyOrder, type WorkloadInfo as Workload } from './loadgen/workloads';
 
@@ -47,6 +49,8 @@ const FLAGS: FlagSpecs = {
   'watch-rate': { help: 'watch-fanout: writer puts/s (one in flight; 0 = back-to-back)', def: String(STREAM_DEFAULTS.watchRate) },
   'quiet-cpu': { help: 'before each run, wait until other processes use less than this many cores', def: '0.3' },
   'quiet-wait': { help: 'longest wait for that, in seconds (then run anyway and report it)', def: '30' },
+  scale: { bool: true, help: 'memory and scale instead of the workloads: RSS at 100k and --scale-keys keys, restart after kill -9, put/range at 10k vs --scale-keys keys (bench/scale.ts)' },
+  'scale-keys': { help: 'with --scale: keys at the large end', def: '1000000' },
   'cpu-prof': { bool: true, help: 'run cairn under node --cpu-prof and print where it spends CPU' },
   out: { help: 'results JSON path', def: 'bench/results/<timestamp>.json' },
   help: { bool: true, help: 'show this help' },
@@ -346,6 +350,26 @@ function medianRound(rounds: LoadResult[]): LoadResult {
   return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
+/**
+ * cairn/etcd ops/s of each round: the two runs of a round are back to back, so they saw
+ * about the same load from the rest of the machine. The table quotes their median, which
+ * a burst of outside load during one run moves much less than a ratio of two medians.
+ */
+function pairRatios(c: Cell | undefined, e: Cell | undefined): number[] {
+  if (c === undefined || e === undefined) return [];
+  const out: number[] = [];
+  for (let i = 0; i < Math.min(c.rounds.length, e.rounds.length); i++) {
+    if (e.rounds[i].opsPerSec > 0) out.push(c.rounds[i].opsPerSec / e.rounds[i].opsPerSec);
+  }
+  return out;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 function log(line: string): void {
   process.stderr.write(line + '\n');
 }
@@ -370,7 +394,8 @@ function table(opts: Options, cells: Cell[]): string {
     const w = cs.w;
     const c = find(cs, 'cairn')?.median;
     const e = find(cs, 'etcd')?.median;
-    const ratio = c !== undefined && e !== undefined && e.opsPerSec > 0 ? `${(c.opsPerSec / e.opsPerSec).toFixed(2)}×` : '-';
+    const pr = pairRatios(find(cs, 'cairn'), find(cs, 'etcd'));
+    const ratio = pr.length > 0 ? `${median(pr).toFixed(2)}×` : '-';
     const lat = (r: LoadResult | undefined): string => (r === undefined ? '-' : `${fmtMs(r.latencyMs.p50)} / ${fmtMs(r.latencyMs.p99)}`);
     const errs = (r: Cell | undefined): string => (r === undefined ? '-' : String(r.rounds.reduce((s, x) => s + x.errorsTotal, 0)));
     lines.push(
@@ -383,6 +408,11 @@ function table(opts: Options, cells: Cell[]): string {
 
 function details(cells: Cell[]): string {
   const lines: string[] = [];
+  for (const c of cells) {
+    if (c.target !== 'cairn') continue;
+    const pr = pairRatios(c, cells.find((e) => e.target === 'etcd' && e.workload === c.workload && e.clients === c.clients));
+    if (pr.length > 0) lines.push(`- ${c.workload} x${c.clients}: cairn/etcd per round ${pr.map((r) => `${r.toFixed(2)}×`).join(', ')} (median ${median(pr).toFixed(2)}×)`);
+  }
   for (const c of cells) {
     const ops = c.rounds.map((r) => fmtOps(r.opsPerSec)).join(', ');
     const m = c.median;
@@ -451,6 +481,8 @@ async function main(): Promise<number> {
   log(`machine: ${machineLine(machine)}`);
   log(`cairn: ${commit}`);
   log(`command: ${command}`);
+
+  if (args.bools.has('scale')) return scaleMain(opts, intFlag(args, 'scale-keys', 1_000_000, 100_000), { machine, command, commit });
 
   const targets = opts.against.map((k) => new Target(k, opts, profRoot));
   const cells: Cell[] = [];
@@ -540,7 +572,7 @@ async function main(): Promise<number> {
     `servers: ${opts.members === 1 ? 'one member each' : `3-member clusters on loopback, load ${opts.targetMode === 'spread' ? 'spread over all members (connection i to member i mod 3, followers first)' : 'on the leader only'}`}; ` +
       `--heartbeat-interval ${opts.heartbeatMs} --election-timeout ${opts.electionMs} for both`,
     `load: ${[...new Set(opts.cases.map((c) => c.clients))].join('/')} clients over ${opts.conns} HTTP/2 connections (${opts.transport}), ${opts.workers} worker thread(s); ` +
-      `${opts.durationMs / 1000} s measured after ${opts.warmupMs / 1000} s warm-up; median of ${opts.rounds} rounds; ` +
+      `${opts.durationMs / 1000} s measured after ${opts.warmupMs / 1000} s warm-up; median of ${opts.rounds} rounds (ratio: median of per-round cairn/etcd pairs); ` +
       `keys ${opts.keys.keySize} B (${opts.keys.keyOrder} over ${opts.keys.keySpace}), values ${opts.keys.valSize} B`,
     ...(opts.workloads.some((w) => w.streaming)
       ? [
@@ -583,6 +615,58 @@ async function main(): Promise<number> {
   log(`results: ${path.relative(process.cwd(), opts.out)}`);
   const errors = cells.reduce((s, c) => s + c.rounds.reduce((t, r) => t + r.errorsTotal + r.unfinished, 0), 0);
   return errors > 0 ? 1 : 0;
+}
+
+async function scaleMain(opts: Options, keys: number, run: { machine: MachineInfo; command: string; commit: string }): Promise<number> {
+  let dist: { bin: string; env: NodeJS.ProcessEnv } | null = null;
+  const so = {
+    against: opts.against,
+    rounds: opts.rounds,
+    keys,
+    keySize: opts.keys.keySize,
+    valSize: opts.keys.valSize,
+    durationMs: opts.durationMs,
+    warmupMs: opts.warmupMs,
+    clients: opts.clients,
+    conns: opts.conns,
+    transport: opts.transport,
+    heartbeatMs: opts.heartbeatMs,
+    electionMs: opts.electionMs,
+    cairnDist: () => {
+      if (dist === null && process.env.CAIRN_BIN === undefined) dist = snapshotDist();
+      return dist;
+    },
+    log,
+  };
+  const startedAt = new Date().toISOString();
+  let rounds;
+  try {
+    rounds = await runScale(so);
+  } finally {
+    await cleanupAll();
+  }
+  const md = scaleTable(so, rounds);
+  process.stdout.write(
+    [
+      '',
+      `machine: ${machineLine(run.machine)}`,
+      `command: ${run.command}`,
+      `cairn: commit ${run.commit}`,
+      `scale: one member each, ${opts.rounds} round(s) alternating; keys ${opts.keys.keySize} B, values ${opts.keys.valSize} B; ` +
+        `put/range: ${opts.clients} clients over ${opts.conns} HTTP/2 connections, random keys, ${opts.durationMs / 1000} s after ${opts.warmupMs / 1000} s warm-up; ` +
+        'values are medians over rounds, ratios the median of per-round cairn/etcd pairs',
+      '',
+      md,
+      '',
+      scaleDetails(rounds),
+      '',
+    ].join('\n'),
+  );
+  fs.mkdirSync(path.dirname(opts.out), { recursive: true });
+  const json = { startedAt, finishedAt: new Date().toISOString(), command: run.command, commit: run.commit, machine: run.machine, scaleKeys: keys, table: md, rounds };
+  fs.writeFileSync(opts.out, JSON.stringify(json, (_k, v: unknown) => (v instanceof Float64Array ? undefined : v), 2) + '\n');
+  log(`results: ${path.relative(process.cwd(), opts.out)}`);
+  return rounds.some((r) => r.put10k.errorsTotal + r.range10k.errorsTotal + r.putLarge.errorsTotal + r.rangeLarge.errorsTotal > 0) ? 1 : 0;
 }
 
 main().then(

@@ -48,8 +48,14 @@ export interface DecodedRecord {
   tombstone: boolean;
 }
 
-export function encodeRecord(kv: KeyValue, tombstone: boolean): Buffer {
-  const b = Buffer.allocUnsafe(HEADER_BYTES + kv.key.length + kv.value.length);
+/**
+ * Encodes a revision record. With `own`, the record gets an allocation of its own instead of
+ * a slice of Node's shared 8 KiB pool: a record the store keeps in memory (a key's current
+ * value) would otherwise keep a whole pool slab alive, short-lived buffers included.
+ */
+export function encodeRecord(kv: KeyValue, tombstone: boolean, own = false): Buffer {
+  const size = HEADER_BYTES + kv.key.length + kv.value.length;
+  const b = own ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
   b[0] = RECORD_FORMAT_VERSION;
   b[1] = tombstone ? FLAG_TOMBSTONE : 0;
   writeU64(b, 2, kv.createRevision);
@@ -59,6 +65,12 @@ export function encodeRecord(kv: KeyValue, tombstone: boolean): Buffer {
   kv.key.copy(b, HEADER_BYTES);
   kv.value.copy(b, HEADER_BYTES + kv.key.length);
   return b;
+}
+
+/** The key and value bytes inside an encoded record (views, no copy). */
+export function recordKeyValue(b: Buffer): { key: Buffer; value: Buffer } {
+  const keyLength = b.readUInt32BE(26);
+  return { key: b.subarray(HEADER_BYTES, HEADER_BYTES + keyLength), value: b.subarray(HEADER_BYTES + keyLength) };
 }
 
 export function decodeRecord(rev: Revision, b: Buffer): DecodedRecord {

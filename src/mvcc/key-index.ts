@@ -23,7 +23,8 @@ export class KeyIndex {
   modified: Revision = { main: 0, sub: 0 };
   generations: Generation[] = [];
 
-  constructor(readonly key: Buffer) {}
+  // No copy of the key here: the store's tree holds it, and a Buffer kept here would keep
+  // the first record of the key (or the request that created it) alive for the key's life.
 
   isEmpty(): boolean {
     return this.generations.length === 1 && this.generations[0].revs.length === 0;

@@ -10,6 +10,7 @@ import {
   decodeU64,
   encodeRecord,
   encodeU64,
+  recordKeyValue,
   parseRevKey,
   revKey,
 } from './codec';
@@ -267,10 +268,18 @@ export class MvccStore {
 
   /** Internal: records one change of a write transaction. */
   applyChange(kv: KeyValue, rev: Revision, tombstone: boolean): void {
+    const record = encodeRecord(kv, tombstone, !tombstone);
+    if (!tombstone) {
+      // The current key-value stays in memory while the key is live: point it at the record's
+      // own bytes, so it holds neither the request's buffers nor a shared pool slab.
+      const views = recordKeyValue(record);
+      kv.key = views.key;
+      kv.value = views.value;
+    }
     const k = indexKey(kv.key);
     let e = this.tree.get(k);
     if (e === undefined) {
-      e = { index: new KeyIndex(kv.key), current: undefined };
+      e = { index: new KeyIndex(), current: undefined };
       this.tree.set(k, e);
     }
     if (tombstone) {
@@ -282,7 +291,6 @@ export class MvccStore {
       e.current = kv;
       this.puts++;
     }
-    const record = encodeRecord(kv, tombstone);
     this.sizeBytes += record.length + 17;
     this.backend.put(revKey(rev), record);
   }
@@ -387,7 +395,7 @@ export class MvccStore {
     const ik = indexKey(kv.key);
     let e = this.tree.get(ik);
     if (e === undefined) {
-      e = { index: new KeyIndex(kv.key), current: undefined };
+      e = { index: new KeyIndex(), current: undefined };
       this.tree.set(ik, e);
     }
     if (tombstone) {

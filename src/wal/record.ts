@@ -61,6 +61,20 @@ export function frameRecord(type: RecordType, payload: Buffer): Buffer {
   return b;
 }
 
+/** Frames an ENTRY record (u64 term | u64 index | u8 type | data) in one allocation and one copy of `data`. */
+export function frameEntry(term: number, index: number, entryType: number, data: Uint8Array): Buffer {
+  const length = 17 + data.length;
+  const b = Buffer.allocUnsafe(RECORD_HEADER_BYTES + length);
+  b.writeUInt32LE(length, 0);
+  b[8] = RecordType.Entry;
+  writeU64(b, RECORD_HEADER_BYTES, term);
+  writeU64(b, RECORD_HEADER_BYTES + 8, index);
+  b[RECORD_HEADER_BYTES + 16] = entryType;
+  b.set(data, RECORD_HEADER_BYTES + 17);
+  b.writeUInt32LE(crc32(b.subarray(8)), 4);
+  return b;
+}
+
 export type ParsedRecord = { type: RecordType; payload: Buffer; offset: number; end: number };
 export type ParseOutcome =
   | { kind: 'record'; record: ParsedRecord }

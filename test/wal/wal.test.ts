@@ -55,6 +55,31 @@ describe('wal', () => {
     await wal.close();
   });
 
+  it('resolves syncs in order while fdatasyncs overlap, across segment rotations, and replays every entry', async () => {
+    const d = dir();
+    // Small segments: batches that need a new segment take the rotation path between pipelined ones.
+    const { wal } = await Wal.open(d, { segmentBytes: 4096, syncsInFlight: 2 });
+    const resolved: number[] = [];
+    const syncs: Promise<void>[] = [];
+    for (let i = 1; i <= 300; i++) {
+      wal.appendEntries([entry(i, 1, `value-${i}-${'x'.repeat(i % 97)}`)]);
+      if (i % 7 === 0 || i === 300) {
+        const n = i;
+        syncs.push(wal.sync().then(() => void resolved.push(n)));
+      }
+      // Let some batches start their fdatasync before the next entries arrive.
+      if (i % 20 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(syncs);
+    expect(resolved).toEqual([...resolved].sort((a, b) => a - b));
+    await wal.close();
+    expect(segments(d).length).toBeGreaterThan(3);
+    const { wal: again, contents } = await Wal.open(d, { segmentBytes: 4096 });
+    await again.close();
+    expect(contents.entries.map((e) => e.index)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+    expect(contents.entries[122].data.toString()).toBe(`value-123-${'x'.repeat(123 % 97)}`);
+  });
+
   it('cuts a torn tail at start-up and keeps appending after it', async () => {
     const d = dir();
     const { wal } = await Wal.open(d);
@@ -97,7 +122,7 @@ describe('wal', () => {
 
   it('rotates segments and releases those below a durable index', async () => {
     const d = dir();
-    const { wal } = await Wal.open(d, { segmentBytes: 4096 });
+    const { wal } = await Wal.open(d, { segmentBytes: 4096, syncsInFlight: 2 });
     for (let i = 1; i <= 100; i++) wal.appendEntries([entry(i, 1, 'x'.repeat(100))]);
     await wal.sync();
     expect(segments(d).length).toBeGreaterThan(2);
