@@ -124,7 +124,8 @@ export function electionImplementation(member: CairnServer, errors: ErrorMapper)
     Observe: (call: ServerWritableStream<v3electionpb.LeaderRequest, v3electionpb.ILeaderResponse>) => {
       let ctx: CallContext;
       try {
-        ctx = new CallContext(call, callerOf(member, call));
+        ctx = new CallContext(call, () => callerOf(member, call));
+        void ctx.caller; // an invalid token fails the call before it starts
       } catch (e) {
         call.emit('error', errors.toStatus(e));
         return;

@@ -55,9 +55,16 @@ export class CallContext {
   private done = false;
   private readonly listeners = new Set<() => void>();
 
-  /** Who asked: the lock and election recipes run with the caller's permissions, as etcd's do. */
-  constructor(call: { on(ev: 'cancelled', f: () => void): unknown }, readonly caller: Caller) {
+  /**
+   * `resolveCaller`: who asks, looked up again at each use (a wait can outlast an auth
+   * change): the lock and election recipes run with the caller's permissions, as etcd's do.
+   */
+  constructor(call: { on(ev: 'cancelled', f: () => void): unknown }, private readonly resolveCaller: () => Caller) {
     call.on('cancelled', () => this.cancel());
+  }
+
+  get caller(): Caller {
+    return this.resolveCaller();
   }
 
   get cancelled(): boolean {
@@ -251,7 +258,8 @@ export function handler<Req, Res extends { header?: etcdserverpb.IResponseHeader
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
     let ctx: CallContext;
     try {
-      ctx = new CallContext(call, callerOf(member, call));
+      ctx = new CallContext(call, () => callerOf(member, call));
+      void ctx.caller; // an invalid token fails the call before it starts
     } catch (e) {
       callback(toUnknown(errors, e));
       return;

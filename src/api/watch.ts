@@ -28,9 +28,11 @@ type Call = ServerDuplexStream<etcdserverpb.WatchRequest, etcdserverpb.IWatchRes
 export function watchImplementation(member: CairnServer, log: Logger): UntypedServiceImplementation {
   return {
     Watch: (call: Call) => {
-      let caller: AuthInfo;
+      // Who asks is looked up at each create (as etcd does), so an auth change or a renewed
+      // token is seen by a long-lived stream; an invalid token ends the stream at once.
+      const caller = (): AuthInfo => callerOf(member, call);
       try {
-        caller = callerOf(member, call);
+        caller();
       } catch (e) {
         const err = e as { code?: number; message?: string };
         call.emit('error', { code: err.code ?? Status.UNKNOWN, details: err.message ?? String(e), metadata: new Metadata() });
@@ -85,7 +87,7 @@ class WatchStream implements WatchSink {
     private readonly member: CairnServer,
     private readonly call: Call,
     private readonly log: Logger,
-    private readonly caller: AuthInfo,
+    private readonly caller: () => AuthInfo,
   ) {}
 
   onRequest(req: etcdserverpb.WatchRequest): void {
@@ -105,7 +107,7 @@ class WatchStream implements WatchSink {
     const end = rawEnd && rawEnd.length === 1 && rawEnd[0] === 0 ? Buffer.alloc(0) : rawEnd;
     const header = this.member.header();
     try {
-      this.member.auth.checkRange(this.caller, key, rawEnd);
+      this.member.auth.checkRange(this.caller(), key, rawEnd);
     } catch {
       // etcd answers a watch it does not permit with a created-and-canceled notice.
       this.write({ header, watchId: c.watchId ?? 0, created: true, canceled: true, cancelReason: PERMISSION_DENIED_REASON });

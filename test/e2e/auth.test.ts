@@ -67,6 +67,8 @@ const STEPS: Step[] = [
   { args: [...alice, 'txn'], input: 'value("/app/a") = "1"\n\nput /app/c 3\n\nget /x\n\n', note: 'failure branch reads /x' },
   { args: [...alice, 'txn'], input: 'value("/x") = "secret"\n\nput /app/c 3\n\n\n', note: 'compare on /x' },
   { args: [...alice, 'txn'], input: 'value("/app/a") = "1"\n\nput /app/c 3\n\nget /app/a\n\n' },
+  { args: [...alice, 'lock', '/app/l', 'echo', 'held'], note: 'a lock under a granted prefix' },
+  { args: [...alice, 'lock', '/x', 'echo', 'held'], note: 'a lock outside it' },
   { args: [...bob, 'get', '/app/a'], note: 'bob has no role' },
   { args: [...bob, 'put', '/app/a', 'x'] },
   { args: [...alice, 'user', 'list'], note: 'admin only' },
@@ -275,6 +277,51 @@ describe('auth on cairn: what etcdctl cannot show', () => {
       await server.stop();
     }
   }, 120_000);
+
+  it('a watch stream checks each new watch with the permissions of that moment (an auth change does not break a live stream)', async () => {
+    const server = await startCairn({ extraArgs: ['--bcrypt-cost', '4'] });
+    const c = authClients(server.endpoint);
+    try {
+      await setUpUsers(server.endpoint);
+      const { token } = await authenticate(c.auth, 'alice', 'alicepw');
+      const md = new grpc.Metadata();
+      md.set('token', token);
+      const stream = c.kv.makeBidiStreamRequest(
+        '/etcdserverpb.Watch/Watch',
+        (m: import('../../src/gen/proto').etcdserverpb.IWatchRequest) => Buffer.from(pb.WatchRequest.encode(m).finish()),
+        (b: Buffer) => pb.WatchResponse.decode(b),
+        md,
+      );
+      const responses: Array<import('../../src/gen/proto').etcdserverpb.WatchResponse> = [];
+      stream.on('data', (r: import('../../src/gen/proto').etcdserverpb.WatchResponse) => responses.push(r));
+      stream.on('error', () => undefined);
+      const next = async (n: number): Promise<import('../../src/gen/proto').etcdserverpb.WatchResponse> => {
+        const deadline = Date.now() + 5000;
+        while (responses.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        expect(responses.length).toBeGreaterThanOrEqual(n);
+        return responses[n - 1];
+      };
+      stream.write({ createRequest: { key: Buffer.from('/app/'), rangeEnd: Buffer.from('/app0') } });
+      expect((await next(1)).canceled).toBe(false);
+      stream.write({ createRequest: { key: Buffer.from('/other') } });
+      const denied = await next(2);
+      expect(denied.canceled).toBe(true);
+      expect(denied.cancelReason).toBe('rpc error: code = PermissionDenied desc = etcdserver: permission denied');
+      // Users and roles change: the stream's next watch is checked against the new state.
+      expect((await etcdctl(server.endpoint, [...root, 'role', 'grant-permission', 'app', 'read', '/other'])).code).toBe(0);
+      stream.write({ createRequest: { key: Buffer.from('/other') } });
+      const allowed = await next(3);
+      expect(allowed.created).toBe(true);
+      expect(allowed.canceled).toBe(false);
+      await put(c.kv, '/app/w', 'x', token);
+      const event = await next(4);
+      expect(event.events[0]?.kv?.key?.toString()).toBe('/app/w');
+      stream.end();
+    } finally {
+      c.close();
+      await server.stop();
+    }
+  }, 60_000);
 
   it('users, roles and the auth switch survive a restart; tokens do not', async () => {
     const server = await startCairn({ extraArgs: ['--bcrypt-cost', '4'] });
