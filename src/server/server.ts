@@ -195,6 +195,9 @@ export class CairnServer {
   readonly counters: ServerCounters = { proposalsCommitted: 0, proposalsApplied: 0, proposalsFailed: 0 };
   readonly tokens: TokenProvider;
   private tokenSeq = 0;
+  /** The WAL's last index at start: Authenticate entries up to it are replayed, and the
+   *  tokens they carried died with the process (tokens live in memory only). */
+  private tokenFloor = 0;
 
   private constructor(
     readonly config: ServerConfig,
@@ -312,6 +315,7 @@ export class CairnServer {
       raftLog.setMembers(peers);
     }
     server.transport = transport;
+    server.tokenFloor = lastIndex;
     memberRef = server;
     if (store.consistentIndex > lastIndex && clustered) {
       // A leader's snapshot was installed but its mark did not reach the WAL before a crash:
@@ -1154,7 +1158,7 @@ export class CairnServer {
         else if (user === undefined || user.noPassword) failed(AuthErrors.authFailed());
         else if (toNumber(a.checkedRevision) !== this.auth.revision) failed(AuthErrors.oldRevision());
         else {
-          if (a.simpleToken && this.tokens instanceof SimpleTokens) this.tokens.add(a.simpleToken, user.name);
+          if (a.simpleToken && this.tokens instanceof SimpleTokens && e.index > this.tokenFloor) this.tokens.add(a.simpleToken, user.name);
           done({ revision: this.auth.revision });
         }
       } else if (this.applyAuthChange(req, caller)) {
