@@ -3,54 +3,17 @@
  * validation messages, exit codes and output.
  */
 import * as fs from 'node:fs';
-import { Client, compare, op, EtcdError, LeaseNotFoundError, type Comparison, type Operation, type GetQuery, type DeleteQuery, type PutOptions, type SortTarget, type SortOrder, type KeyRange } from '../client';
+import { compare, op, EtcdError, LeaseNotFoundError, type Comparison, type Operation, type GetQuery, type DeleteQuery, type PutOptions, type SortTarget, type SortOrder, type KeyRange } from '../client';
 import { header as wireHeader, big, num, toLong } from '../client/convert';
 import * as M from '../client/methods';
 import { FlagSet, parseFlags, type FlagSpec } from './flags';
 import { goDuration, goQuote, hex16, humanizeBytes, parseInt64, zapEpoch } from './gofmt';
 import * as P from './printers';
-import { CliExit, Exit, err, errorText, exitWithError, out, retryWarning } from './runtime';
-import { StdinReader } from './stdin';
+import { CliExit, Exit, err, errorText, exitWithError, out } from './runtime';
+import { b, call, i, s, type Command, type Ctx } from './cmd';
+import { MEMBER_COMMANDS, MOVE_LEADER } from './cmd-member';
 
-export interface Ctx {
-  display: P.Display;
-  endpoints: string[];
-  dialTimeoutMs: number;
-  commandTimeoutMs: number;
-  stdin: StdinReader;
-  /** The client (created on first use). */
-  client(): Client;
-  /** A client of one endpoint. */
-  clientFor(ep: string): Client;
-  /** host:port of the first endpoint (the retry warnings' target). */
-  target: string;
-}
-
-export interface Command {
-  name: string;
-  short: string;
-  usage: string;
-  flags: FlagSpec[];
-  sub?: Command[];
-  /** Needs no client (version). */
-  noClient?: boolean;
-  run?: (ctx: Ctx, args: string[], f: FlagSet, dashArgs: string[] | null) => Promise<void>;
-}
-
-const b = (name: string, usage: string, short?: string): FlagSpec => ({ name, short, kind: 'bool', default: 'false', usage });
-const s = (name: string, def: string, usage: string, short?: string): FlagSpec => ({ name, short, kind: 'string', default: def, usage });
-const i = (name: string, usage: string): FlagSpec => ({ name, kind: 'int', default: '0', usage });
-
-/** Run a unary call as etcdctl does: on failure the retry warning, then "Error: ..." and exit 1. */
-async function call<T>(ctx: Ctx, fn: () => Promise<T>, wrap: (m: string) => string = (m) => m, code: number = Exit.Error): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (e instanceof CliExit) throw e;
-    retryWarning(ctx.target, e);
-    return exitWithError(code, wrap(errorText(e)));
-  }
-}
+export type { Command, Ctx } from './cmd';
 
 // ---------------------------------------------------------------------------------
 // put / get / del
@@ -699,6 +662,7 @@ export const COMMANDS: Command[] = [
     usage: 'member <subcommand>',
     flags: [],
     sub: [
+      ...MEMBER_COMMANDS.slice(0, 1),
       {
         name: 'list',
         short: 'Lists all members in the cluster',
@@ -710,8 +674,10 @@ export const COMMANDS: Command[] = [
           P.printMemberList(ctx.display, r.header, r.members);
         },
       },
+      ...MEMBER_COMMANDS.slice(1),
     ],
   },
+  MOVE_LEADER,
   {
     name: 'put',
     short: 'Puts the given key into the store',

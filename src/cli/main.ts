@@ -16,9 +16,6 @@ const GLOBAL_VALUE_FLAGS = new Set(GLOBAL_FLAGS.filter((f) => f.kind !== 'bool')
 /** Flags etcdctl has that cairnctl does not implement yet (TLS, auth, DNS discovery). */
 const UNSUPPORTED = ['user', 'password', 'cacert', 'cert', 'key', 'insecure-skip-tls-verify', 'discovery-srv', 'discovery-srv-name'];
 
-/** Commands that print with -w table. */
-const TABLE_OK = new Set(['member list', 'endpoint status', 'endpoint hashkv', 'endpoint health']);
-
 function levenshtein(a: string, b: string): number {
   const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
   for (let j = 1; j <= b.length; j++) d[0][j] = j;
@@ -145,7 +142,6 @@ export async function run(argv: string[]): Promise<number> {
     const w = globals.str('write-out');
     if (!['simple', 'json', 'fields', 'table', 'protobuf'].includes(w)) exitWithError(Exit.BadFeature, 'unsupported output format');
     if (w === 'protobuf') exitWithError(Exit.BadFeature, 'protobuf output format is not supported by cairnctl yet');
-    if (w === 'table' && !TABLE_OK.has(names.join(' '))) exitWithError(Exit.BadFeature, 'table not supported as output format');
     const endpoints = globals.list('endpoints');
     const dialTimeoutMs = globals.num('dial-timeout');
     const commandTimeoutMs = globals.num('command-timeout');
