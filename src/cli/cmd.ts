@@ -3,7 +3,7 @@
  * the command table's shape, flag constructors, and etcdctl's way of running one
  * unary call (retry warning, "Error: ...", exit code).
  */
-import type { Client } from '../client';
+import { AuthFailedError, type Client } from '../client';
 import type { FlagSet, FlagSpec } from './flags';
 import type * as P from './printers';
 import { CliExit, Exit, errorText, exitWithError, retryWarning } from './runtime';
@@ -45,6 +45,8 @@ export async function call<T>(ctx: Ctx, fn: () => Promise<T>, wrap: (m: string) 
   } catch (e) {
     if (e instanceof CliExit) throw e;
     retryWarning(ctx.target, e);
+    // etcdctl authenticates while creating its client: a failure there is a connection failure.
+    if (e instanceof AuthFailedError) return exitWithError(Exit.BadConnection, errorText(e));
     return exitWithError(code, wrap(errorText(e)));
   }
 }

@@ -11,6 +11,7 @@ import { goDuration, goQuote, hex16, humanizeBytes, parseInt64, zapEpoch } from 
 import * as P from './printers';
 import { CliExit, Exit, err, errorText, exitWithError, out } from './runtime';
 import { b, call, i, s, type Command, type Ctx } from './cmd';
+import { AUTH_COMMAND, ROLE_COMMAND, USER_COMMAND } from './cmd-auth';
 import { MEMBER_COMMANDS, MOVE_LEADER } from './cmd-member';
 
 export type { Command, Ctx } from './cmd';
@@ -448,6 +449,7 @@ export const COMMANDS: Command[] = [
       },
     ],
   },
+  AUTH_COMMAND,
   {
     name: 'compaction',
     short: 'Compacts the event history in etcd',
@@ -689,6 +691,7 @@ export const COMMANDS: Command[] = [
       P.printPut(ctx.display, await call(ctx, () => c.put(key, value, { ...opts, timeoutMs: ctx.commandTimeoutMs })));
     },
   },
+  ROLE_COMMAND,
   {
     name: 'snapshot',
     short: 'Manages etcd node snapshots',
@@ -751,6 +754,7 @@ export const COMMANDS: Command[] = [
     flags: [b('interactive', 'Input transaction in interactive mode', 'i')],
     run: (ctx, args, f) => txnCommand(ctx, args, f),
   },
+  USER_COMMAND,
   {
     name: 'version',
     short: 'Prints the version of etcdctl',

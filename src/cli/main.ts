@@ -2,19 +2,20 @@
  * cairnctl: etcdctl v3's command line over cairn's client. `run(argv)` resolves with
  * the exit code (long-running commands such as watch resolve only when they end).
  */
-import { Client } from '../client';
+import * as fs from 'node:fs';
+import { Client, type Credentials, type TlsOptions } from '../client';
 import { COMMANDS, ETCDCTL_COMMANDS, type Command, type Ctx } from './commands';
 import { FlagSet, GLOBAL_FLAGS, flagUsageLine, parseFlags, type FlagSpec } from './flags';
 import { capnslogTime } from './gofmt';
 import type { Format } from './printers';
 import { CliExit, Exit, err, exitWithError, out } from './runtime';
-import { StdinReader } from './stdin';
+import { StdinReader, askPassword } from './stdin';
 
 const HELP_FLAG: FlagSpec = { name: 'help', short: 'h', kind: 'bool', default: 'false', usage: 'help for this command' };
 const GLOBAL_VALUE_FLAGS = new Set(GLOBAL_FLAGS.filter((f) => f.kind !== 'bool').flatMap((f) => [`--${f.name}`, ...(f.short ? [`-${f.short}`] : [])]));
 
-/** Flags etcdctl has that cairnctl does not implement yet (TLS, auth, DNS discovery). */
-const UNSUPPORTED = ['user', 'password', 'cacert', 'cert', 'key', 'insecure-skip-tls-verify', 'discovery-srv', 'discovery-srv-name'];
+/** Flags etcdctl has that cairnctl does not implement (DNS SRV discovery needs a DNS server). */
+const UNSUPPORTED = ['discovery-srv', 'discovery-srv-name'];
 
 function levenshtein(a: string, b: string): number {
   const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
@@ -100,6 +101,40 @@ function applyEnv(globals: FlagSet): void {
   }
 }
 
+/** etcdctl's secureCfgFromCmd / newClientCfg: TLS when a certificate flag is given or transport security is asked for. */
+function tlsFromFlags(g: FlagSet): TlsOptions | undefined {
+  for (const f of ['cert', 'key', 'cacert']) {
+    if (g.changed.has(f) && g.str(f) === '') exitWithError(Exit.BadArgs, `empty string is passed to --${f} option`);
+  }
+  const files = { cert: g.str('cert'), key: g.str('key'), ca: g.str('cacert') };
+  const anyFile = files.cert !== '' || files.key !== '' || files.ca !== '';
+  if (!anyFile && g.bool('insecure-transport')) return undefined;
+  const tls: TlsOptions = { insecureSkipVerify: g.bool('insecure-skip-tls-verify') };
+  try {
+    if (files.ca !== '') tls.ca = fs.readFileSync(files.ca);
+    if (files.cert !== '') tls.cert = fs.readFileSync(files.cert);
+    if (files.key !== '') tls.key = fs.readFileSync(files.key);
+  } catch (e) {
+    exitWithError(Exit.BadArgs, e instanceof Error ? e.message.replace(/^ENOENT: no such file or directory, open '(.*)'$/, 'open $1: no such file or directory') : String(e));
+  }
+  return tls;
+}
+
+/** etcdctl's authCfgFromCmd: --user name:password, or --user name with --password, or a prompt. */
+async function credentialsFromFlags(g: FlagSet, stdin: StdinReader): Promise<Credentials | undefined> {
+  const user = g.str('user');
+  if (user === '') return undefined;
+  const password = g.str('password');
+  let creds: Credentials;
+  if (password !== '') creds = { username: user, password };
+  else {
+    const i = user.indexOf(':');
+    creds = i < 0 ? { username: user, password: await askPassword(stdin, 'Password: ') } : { username: user.slice(0, i), password: user.slice(i + 1) };
+  }
+  // etcd's clientv3 authenticates only with both a name and a password.
+  return creds.username !== '' && creds.password !== '' ? creds : undefined;
+}
+
 export async function run(argv: string[]): Promise<number> {
   const clients: Client[] = [];
   try {
@@ -136,7 +171,7 @@ export async function run(argv: string[]): Promise<number> {
     applyEnv(globals);
     for (const u of UNSUPPORTED) {
       if (globals.changed.has(u) || (process.env['ETCDCTL_' + u.toUpperCase().replace(/-/g, '_')] ?? '') !== '' || globals.bool(u)) {
-        exitWithError(Exit.BadFeature, `--${u} is not supported by cairnctl yet (TLS, authentication and DNS discovery are not implemented)`);
+        exitWithError(Exit.BadFeature, `--${u} is not supported by cairnctl (DNS SRV discovery is not implemented; give --endpoints)`);
       }
     }
     const w = globals.str('write-out');
@@ -146,8 +181,11 @@ export async function run(argv: string[]): Promise<number> {
     const dialTimeoutMs = globals.num('dial-timeout');
     const commandTimeoutMs = globals.num('command-timeout');
     let main: Client | null = null;
+    const tls = tlsFromFlags(globals);
+    const stdin = new StdinReader();
+    const credentials = await credentialsFromFlags(globals, stdin);
     const mk = (eps: string[]): Client => {
-      const c = new Client({ endpoints: eps, dialTimeoutMs, requestTimeoutMs: commandTimeoutMs });
+      const c = new Client({ endpoints: eps, dialTimeoutMs, requestTimeoutMs: commandTimeoutMs, tls, credentials });
       clients.push(c);
       return c;
     };
@@ -156,7 +194,7 @@ export async function run(argv: string[]): Promise<number> {
       endpoints,
       dialTimeoutMs,
       commandTimeoutMs,
-      stdin: new StdinReader(),
+      stdin,
       client: () => (main ??= mk(endpoints)),
       clientFor: (ep) => mk([ep]),
       target: (endpoints[0] ?? '').replace(/^[a-z]+:\/\//, ''),
