@@ -52,6 +52,7 @@ export const MEMBER_COMMANDS: Command[] = [
   {
     name: 'promote',
     short: 'Promotes a non-voting member in the cluster',
+    long: 'Promotes a non-voting learner member to a voting one in the cluster.\n',
     usage: 'member promote <memberID>',
     flags: [],
     run: async (ctx, args) => {

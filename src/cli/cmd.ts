@@ -28,6 +28,10 @@ export interface Command {
   short: string;
   usage: string;
   flags: FlagSpec[];
+  /** Flags this command gives its subcommands too (cobra's persistent flags). */
+  persistentFlags?: FlagSpec[];
+  /** etcdctl's long description (the help's DESCRIPTION). */
+  long?: string;
   sub?: Command[];
   /** Needs no client (version). */
   noClient?: boolean;

@@ -12,6 +12,7 @@ import * as P from './printers';
 import { CliExit, Exit, err, errorText, exitWithError, out } from './runtime';
 import { b, call, i, s, type Command, type Ctx } from './cmd';
 import { AUTH_COMMAND, ROLE_COMMAND, USER_COMMAND } from './cmd-auth';
+import { ELECT_COMMAND, LOCK_COMMAND } from './cmd-concurrency';
 import { MEMBER_COMMANDS, MOVE_LEADER } from './cmd-member';
 
 export type { Command, Ctx } from './cmd';
@@ -49,6 +50,25 @@ async function putOp(ctx: Ctx, args: string[], f: FlagSet, inTxn: boolean): Prom
   if (f.bool('ignore-lease')) opts.ignoreLease = true;
   return { key, value, opts };
 }
+
+const PUT_LONG = `Puts the given key into the store.
+
+When <value> begins with '-', <value> is interpreted as a flag.
+Insert '--' for workaround:
+
+$ put <key> -- <value>
+$ put -- <key> <value>
+
+If <value> isn't given as a command line argument and '--ignore-value' is not specified,
+this command tries to read the value from standard input.
+
+If <lease> isn't given as a command line argument and '--ignore-lease' is not specified,
+this command tries to read the value from standard input.
+
+For example,
+$ cat file | put <key>
+will store the content of the file to <key>.
+`;
 
 const GET_FLAGS: FlagSpec[] = [
   s('consistency', 'l', 'Linearizable(l) or Serializable(s)'),
@@ -286,7 +306,7 @@ async function runWatch(ctx: Ctx, args: string[], f: FlagSet, background: boolea
   const prefix = f.bool('prefix');
   if (prefix && args.length > 1) exitWithError(Exit.BadArgs, '`range_end` and `--prefix` are mutually exclusive');
   const range: KeyRange = prefix ? (args[0].length === 0 ? { key: '\x00', fromKey: true } : { key: args[0], prefix: true }) : args.length > 1 ? { key: args[0], rangeEnd: args[1] } : { key: args[0] };
-  const w = ctx.client().watch({ ...range, startRevision: f.num('rev') > 0 ? f.num('rev') : undefined, prevKv: f.bool('prev-kv'), progressNotify: f.bool('progress-notify') });
+  const w = ctx.client().watch({ ...range, startRevision: f.num('rev') > 0 ? f.num('rev') : undefined, prevKv: f.bool('prev-kv') });
   const loop = async (): Promise<void> => {
     try {
       for await (const batch of w) P.printWatch(ctx.display, batch);
@@ -309,7 +329,6 @@ const WATCH_FLAGS: FlagSpec[] = [
   b('interactive', 'Interactive mode', 'i'),
   b('prefix', 'Watch on a prefix if prefix is set'),
   b('prev-kv', 'get the previous key-value pair before the event happens'),
-  b('progress-notify', 'get periodic watch progress notification from server'),
   i('rev', 'Revision to start watching'),
 ];
 
@@ -495,11 +514,13 @@ export const COMMANDS: Command[] = [
       P.printDel(ctx.display, await call(ctx, () => c.delete(q, { timeoutMs: ctx.commandTimeoutMs })));
     },
   },
+  ELECT_COMMAND,
   {
     name: 'endpoint',
     short: 'Endpoint related commands',
     usage: 'endpoint <subcommand>',
-    flags: [CLUSTER_FLAG],
+    flags: [],
+    persistentFlags: [CLUSTER_FLAG],
     sub: [
       {
         name: 'hashkv',
@@ -558,6 +579,7 @@ export const COMMANDS: Command[] = [
       {
         name: 'status',
         short: 'Prints out the status of endpoints specified in `--endpoints` flag',
+        long: 'When --write-out is set to simple, this command prints out comma-separated status lists for each endpoint.\nThe items in the lists are endpoint, ID, version, db size, is leader, is learner, raft term, raft index, raft applied index, errors.\n',
         usage: 'endpoint status',
         flags: [],
         run: async (ctx, _args, f) => {
@@ -658,6 +680,7 @@ export const COMMANDS: Command[] = [
       },
     ],
   },
+  LOCK_COMMAND,
   {
     name: 'member',
     short: 'Membership related commands',
@@ -668,6 +691,7 @@ export const COMMANDS: Command[] = [
       {
         name: 'list',
         short: 'Lists all members in the cluster',
+        long: 'When --write-out is set to simple, this command prints out comma-separated member lists for each endpoint.\nThe items in the lists are ID, Status, Name, Peer Addrs, Client Addrs, Is Learner.\n',
         usage: 'member list',
         flags: [],
         run: async (ctx) => {
@@ -683,6 +707,7 @@ export const COMMANDS: Command[] = [
   {
     name: 'put',
     short: 'Puts the given key into the store',
+    long: PUT_LONG,
     usage: 'put [options] <key> <value> (<value> can also be given from stdin)',
     flags: PUT_FLAGS,
     run: async (ctx, args, f) => {

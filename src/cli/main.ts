@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import { Client, type Credentials, type TlsOptions } from '../client';
 import { COMMANDS, ETCDCTL_COMMANDS, type Command, type Ctx } from './commands';
-import { FlagSet, GLOBAL_FLAGS, flagUsageLine, parseFlags, type FlagSpec } from './flags';
+import { FlagSet, GLOBAL_FLAGS, parseFlags, type FlagSpec } from './flags';
+import { commandHelp, rootHelp } from './help';
 import { capnslogTime } from './gofmt';
 import type { Format } from './printers';
 import { CliExit, Exit, err, exitWithError, out } from './runtime';
@@ -28,24 +29,8 @@ function levenshtein(a: string, b: string): number {
   return d[a.length][b.length];
 }
 
-function usage(path: string[], cmd: Command | null): string {
-  const lines: string[] = [];
-  if (cmd === null) {
-    lines.push('NAME:', '\tcairnctl - etcdctl v3 compatible command line client for cairn (and etcd).', '', 'USAGE:', '\tcairnctl [flags] <command>', '', 'COMMANDS:');
-    for (const c of COMMANDS) lines.push(`\t${c.name.padEnd(12)}${c.short}`);
-  } else {
-    lines.push('NAME:', `\t${path.join(' ')} - ${cmd.short}`, '', 'USAGE:', `\tetcdctl ${cmd.usage}${cmd.flags.length > 0 ? ' [flags]' : ''}`, '');
-    if (cmd.sub) {
-      lines.push('COMMANDS:');
-      for (const c of cmd.sub) lines.push(`\t${c.name.padEnd(12)}${c.short}`);
-      lines.push('');
-    }
-    lines.push('OPTIONS:');
-    for (const f of [...cmd.flags, HELP_FLAG]) lines.push(flagUsageLine(f));
-  }
-  lines.push('', 'GLOBAL OPTIONS:');
-  for (const f of GLOBAL_FLAGS) lines.push(flagUsageLine(f));
-  return lines.join('\n') + '\n';
+function usage(path: Command[]): string {
+  return path.length === 0 ? rootHelp(COMMANDS) : commandHelp(path);
 }
 
 /** Split argv into the command path and the rest (cobra's stripFlags + Find). */
@@ -148,20 +133,17 @@ export async function run(argv: string[]): Promise<number> {
     }
     const globals = new FlagSet(GLOBAL_FLAGS);
     const cmd = path.length > 0 ? path[path.length - 1] : null;
-    const own = new FlagSet([...(cmd?.flags ?? []), ...(path.length > 1 ? path[0].flags : []), HELP_FLAG]);
+    const own = new FlagSet([...(cmd?.flags ?? []), ...path.slice(0, -1).flatMap((c) => c.persistentFlags ?? []), HELP_FLAG]);
     const p = parseFlags(rest, [own, globals]);
     const names = path.map((c) => c.name);
     if (p.error) {
       err(`Error: ${p.error}\n`);
-      out(usage(['etcdctl', ...names], cmd));
+      out(usage(path));
       err('\n');
       exitWithError(Exit.Error, p.error);
     }
     if (cmd === null || own.bool('help') || cmd.run === undefined) {
-      if (cmd !== null && cmd.run === undefined && p.args.length > 0 && !own.bool('help')) {
-        exitWithError(Exit.Error, `unknown command ${JSON.stringify(p.args[0])} for "etcdctl ${names.join(' ')}"`);
-      }
-      out(usage(['etcdctl', ...names], cmd));
+      out(usage(path));
       return 0;
     }
     if (cmd.noClient) {
