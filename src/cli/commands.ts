@@ -14,6 +14,7 @@ import { b, call, i, s, type Command, type Ctx } from './cmd';
 import { AUTH_COMMAND, ROLE_COMMAND, USER_COMMAND } from './cmd-auth';
 import { ELECT_COMMAND, LOCK_COMMAND } from './cmd-concurrency';
 import { MEMBER_COMMANDS, MOVE_LEADER } from './cmd-member';
+import { WATCH_COMMAND } from './cmd-watch';
 
 export type { Command, Ctx } from './cmd';
 
@@ -297,71 +298,6 @@ async function txnCommand(ctx: Ctx, args: string[], f: FlagSet): Promise<void> {
   const c = ctx.client();
   const r = await call(ctx, () => c.txn().if(...cmps).then(...then).else(...els).commit({ timeoutMs: ctx.commandTimeoutMs }));
   P.printTxn(ctx.display, r);
-}
-
-// ---------------------------------------------------------------------------------
-// watch
-
-async function runWatch(ctx: Ctx, args: string[], f: FlagSet, background: boolean): Promise<void> {
-  const prefix = f.bool('prefix');
-  if (prefix && args.length > 1) exitWithError(Exit.BadArgs, '`range_end` and `--prefix` are mutually exclusive');
-  const range: KeyRange = prefix ? (args[0].length === 0 ? { key: '\x00', fromKey: true } : { key: args[0], prefix: true }) : args.length > 1 ? { key: args[0], rangeEnd: args[1] } : { key: args[0] };
-  const w = ctx.client().watch({ ...range, startRevision: f.num('rev') > 0 ? f.num('rev') : undefined, prevKv: f.bool('prev-kv') });
-  const loop = async (): Promise<void> => {
-    try {
-      for await (const batch of w) P.printWatch(ctx.display, batch);
-    } catch (e) {
-      err(`watch was canceled (${errorText(e)})\n`);
-    }
-    ctx.client().close();
-    exitWithError(Exit.Interrupted, 'watch is canceled by the server');
-  };
-  if (background) {
-    loop().catch((e: unknown) => {
-      if (e instanceof CliExit) process.exit(e.code);
-    });
-    return;
-  }
-  await loop();
-}
-
-const WATCH_FLAGS: FlagSpec[] = [
-  b('interactive', 'Interactive mode', 'i'),
-  b('prefix', 'Watch on a prefix if prefix is set'),
-  b('prev-kv', 'get the previous key-value pair before the event happens'),
-  i('rev', 'Revision to start watching'),
-];
-
-async function watchCommand(ctx: Ctx, args: string[], f: FlagSet): Promise<void> {
-  if (f.bool('interactive')) {
-    for (;;) {
-      const l = await ctx.stdin.readLine();
-      if (l === null) exitWithError(Exit.InvalidInput, 'Error reading watch request line: EOF');
-      const line = l.replace(/\n$/, '');
-      const a = argify(line);
-      if (a.length < 1) {
-        err(`Invalid command: ${line} (watch and progress supported)\n`);
-        continue;
-      }
-      if (a[0] !== 'watch') {
-        err(`Invalid command ${line} (only support watch)\n`);
-        continue;
-      }
-      if (a.length < 2) {
-        err(`Invalid command ${line} (command type or key is not provided)\n`);
-        continue;
-      }
-      const wf = new FlagSet(WATCH_FLAGS);
-      const p = parseFlags(a.slice(1), [wf]);
-      if (p.error || p.args.length === 0) {
-        err(`Invalid command ${line} (${p.error ?? 'bad number of arguments'})\n`);
-        continue;
-      }
-      await runWatch(ctx, p.args, wf, true);
-    }
-  }
-  if (args.length < 1 || args.length > 2) exitWithError(Exit.BadArgs, 'bad number of arguments');
-  await runWatch(ctx, args, f, false);
 }
 
 // ---------------------------------------------------------------------------------
@@ -790,13 +726,7 @@ export const COMMANDS: Command[] = [
       out('etcdctl version: 3.4.23\nAPI version: 3.4\n');
     },
   },
-  {
-    name: 'watch',
-    short: 'Watches events stream on keys or prefixes',
-    usage: 'watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]',
-    flags: WATCH_FLAGS,
-    run: (ctx, args, f) => watchCommand(ctx, args, f),
-  },
+  WATCH_COMMAND,
 ];
 
 /** etcdctl 3.4's top-level command names (for "Did you mean this?"). */

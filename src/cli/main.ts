@@ -82,7 +82,7 @@ function applyEnv(globals: FlagSet): void {
     globals.changed.delete(f.name);
   }
   for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('ETCDCTL_') && !used.has(k) && k !== 'ETCDCTL_API') err(`${capnslogTime()} W | pkg/flags: unrecognized environment variable ${k}=${v ?? ''}\n`);
+    if (k.startsWith('ETCDCTL_') && !used.has(k) && !['ETCDCTL_API', 'ETCDCTL_WATCH_KEY', 'ETCDCTL_WATCH_RANGE_END'].includes(k)) err(`${capnslogTime()} W | pkg/flags: unrecognized environment variable ${k}=${v ?? ''}\n`);
   }
 }
 
@@ -135,7 +135,6 @@ export async function run(argv: string[]): Promise<number> {
     const cmd = path.length > 0 ? path[path.length - 1] : null;
     const own = new FlagSet([...(cmd?.flags ?? []), ...path.slice(0, -1).flatMap((c) => c.persistentFlags ?? []), HELP_FLAG]);
     const p = parseFlags(rest, [own, globals]);
-    const names = path.map((c) => c.name);
     if (p.error) {
       err(`Error: ${p.error}\n`);
       out(usage(path));
