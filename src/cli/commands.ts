@@ -14,6 +14,7 @@ import { b, call, i, s, type Command, type Ctx } from './cmd';
 import { AUTH_COMMAND, ROLE_COMMAND, USER_COMMAND } from './cmd-auth';
 import { ELECT_COMMAND, LOCK_COMMAND } from './cmd-concurrency';
 import { MEMBER_COMMANDS, MOVE_LEADER } from './cmd-member';
+import { SNAPSHOT_RESTORE, SNAPSHOT_STATUS, Progress } from './cmd-snapshot';
 import { WATCH_COMMAND } from './cmd-watch';
 
 export type { Command, Ctx } from './cmd';
@@ -659,6 +660,7 @@ export const COMMANDS: Command[] = [
     usage: 'snapshot <subcommand>',
     flags: [],
     sub: [
+      SNAPSHOT_RESTORE,
       {
         name: 'save',
         short: 'Stores an etcd node backend snapshot to a given file',
@@ -681,6 +683,7 @@ export const COMMANDS: Command[] = [
           log({ ts: Number(zapEpoch()), caller: 'snapshot/v3_snapshot.go:119', msg: 'created temporary db file', path: part });
           const st = process.hrtime.bigint();
           let size = 0;
+          const progress = new Progress('downloading');
           try {
             let first = true;
             for await (const chunk of ctx.client().maintenance.snapshot()) {
@@ -691,9 +694,12 @@ export const COMMANDS: Command[] = [
               }
               fs.writeSync(fd, chunk);
               size += chunk.length;
+              progress.update(null, size);
             }
+            progress.done();
             log({ ts: new Date().toISOString(), caller: 'clientv3/maintenance.go:208', msg: 'completed snapshot read; closing' });
           } catch (e) {
+            progress.done();
             fs.closeSync(fd);
             return exitWithError(Exit.Error, errorText(e));
           }
@@ -706,6 +712,7 @@ export const COMMANDS: Command[] = [
           out(`Snapshot saved at ${path}\n`);
         },
       },
+      SNAPSHOT_STATUS,
     ],
   },
   {

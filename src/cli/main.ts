@@ -146,7 +146,9 @@ export async function run(argv: string[]): Promise<number> {
       return 0;
     }
     if (cmd.noClient) {
-      await cmd.run({} as Ctx, p.args, own, p.dashArgs);
+      // Offline commands (version, snapshot status / restore) use only the output format.
+      const display = { format: globals.str('write-out') as Format, hex: globals.bool('hex'), valueOnly: false };
+      await cmd.run({ display } as Ctx, p.args, own, p.dashArgs);
       return 0;
     }
     applyEnv(globals);
