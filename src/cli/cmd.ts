@@ -19,6 +19,8 @@ export interface Ctx {
   client(): Client;
   /** A client of one endpoint. */
   clientFor(ep: string): Client;
+  /** Another client of all the endpoints (its own connections). */
+  newClient(): Client;
   /** host:port of the first endpoint (the retry warnings' target). */
   target: string;
 }

@@ -12,6 +12,7 @@ import * as P from './printers';
 import { CliExit, Exit, err, errorText, exitWithError, out } from './runtime';
 import { b, call, i, s, type Command, type Ctx } from './cmd';
 import { AUTH_COMMAND, ROLE_COMMAND, USER_COMMAND } from './cmd-auth';
+import { CHECK_COMMAND, MAKE_MIRROR } from './cmd-check';
 import { ELECT_COMMAND, LOCK_COMMAND } from './cmd-concurrency';
 import { MEMBER_COMMANDS, MOVE_LEADER } from './cmd-member';
 import { SNAPSHOT_RESTORE, SNAPSHOT_STATUS, Progress } from './cmd-snapshot';
@@ -406,6 +407,7 @@ export const COMMANDS: Command[] = [
     ],
   },
   AUTH_COMMAND,
+  CHECK_COMMAND,
   {
     name: 'compaction',
     short: 'Compacts the event history in etcd',
@@ -618,6 +620,7 @@ export const COMMANDS: Command[] = [
     ],
   },
   LOCK_COMMAND,
+  MAKE_MIRROR,
   {
     name: 'member',
     short: 'Membership related commands',

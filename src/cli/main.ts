@@ -180,6 +180,7 @@ export async function run(argv: string[]): Promise<number> {
       stdin,
       client: () => (main ??= mk(endpoints)),
       clientFor: (ep) => mk([ep]),
+      newClient: () => mk(endpoints),
       target: (endpoints[0] ?? '').replace(/^[a-z]+:\/\//, ''),
     };
     await cmd.run(ctx, p.args, own, p.dashArgs);
