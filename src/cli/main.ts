@@ -9,7 +9,7 @@ import { FlagSet, GLOBAL_FLAGS, parseFlags, type FlagSpec } from './flags';
 import { commandHelp, rootHelp } from './help';
 import { capnslogTime } from './gofmt';
 import type { Format } from './printers';
-import { CliExit, Exit, err, exitWithError, out } from './runtime';
+import { CliExit, Exit, err, errorLabel, exitWithError, out } from './runtime';
 import { StdinReader, askPassword } from './stdin';
 
 const HELP_FLAG: FlagSpec = { name: 'help', short: 'h', kind: 'bool', default: 'false', usage: 'help for this command' };
@@ -128,7 +128,7 @@ export async function run(argv: string[]): Promise<number> {
       const sugg = ETCDCTL_COMMANDS.filter((c) => levenshtein(unknown, c) <= 2 || c.startsWith(unknown));
       let msg = `unknown command ${JSON.stringify(unknown)} for "etcdctl"`;
       if (sugg.length > 0) msg += '\n\nDid you mean this?\n' + sugg.map((x) => `\t${x}\n`).join('');
-      err(`Error: ${msg}\nRun 'etcdctl --help' for usage.\n`);
+      err(`${errorLabel()} ${msg}\nRun 'etcdctl --help' for usage.\n`);
       exitWithError(Exit.Error, msg);
     }
     const globals = new FlagSet(GLOBAL_FLAGS);
@@ -136,7 +136,7 @@ export async function run(argv: string[]): Promise<number> {
     const own = new FlagSet([...(cmd?.flags ?? []), ...path.slice(0, -1).flatMap((c) => c.persistentFlags ?? []), HELP_FLAG]);
     const p = parseFlags(rest, [own, globals]);
     if (p.error) {
-      err(`Error: ${p.error}\n`);
+      err(`${errorLabel()} ${p.error}\n`);
       out(usage(path));
       err('\n');
       exitWithError(Exit.Error, p.error);
@@ -187,7 +187,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof CliExit) return e.code;
-    err(`Error: ${e instanceof Error ? e.message : String(e)}\n`);
+    err(`${errorLabel()} ${e instanceof Error ? e.message : String(e)}\n`);
     return Exit.Error;
   } finally {
     for (const c of clients) c.close();

@@ -4,7 +4,7 @@
  */
 import type { KeyValue, ResponseHeader, TxnOpResult, TxnResult, GetResult, PutResult, DeleteResult, WatchBatch, Member, MemberStatus, Alarm } from '../client';
 import { goQuote, hexBytes, hex16, humanizeBytes, jobj, jstr, obool, obytes, onum, type Member as JM } from './gofmt';
-import { Exit, exitWithError, out } from './runtime';
+import { Exit, exitWithError, out, paint } from './runtime';
 
 export type Format = 'simple' | 'json' | 'fields' | 'table';
 
@@ -168,7 +168,7 @@ export function printWatch(d: Display, b: WatchBatch, extra: { compactRevision?:
     return;
   }
   for (const e of b.events) {
-    out(e.type === 'put' ? 'PUT\n' : 'DELETE\n');
+    out(e.type === 'put' ? paint(process.stdout, 'green', 'PUT') + '\n' : paint(process.stdout, 'red', 'DELETE') + '\n');
     if (e.prevKv) printKV(d, e.prevKv);
     printKV(d, e.kv);
   }
