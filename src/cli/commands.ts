@@ -17,6 +17,7 @@ import { ELECT_COMMAND, LOCK_COMMAND } from './cmd-concurrency';
 import { MEMBER_COMMANDS, MOVE_LEADER } from './cmd-member';
 import { SNAPSHOT_RESTORE, SNAPSHOT_STATUS, Progress } from './cmd-snapshot';
 import { WATCH_COMMAND } from './cmd-watch';
+import { commandHelp, rootHelp } from './help';
 
 export type { Command, Ctx } from './cmd';
 
@@ -548,6 +549,30 @@ export const COMMANDS: Command[] = [
       const c = ctx.client();
       const r = await call(ctx, () => c.get(q, { timeoutMs: ctx.commandTimeoutMs }));
       P.printGet({ ...ctx.display, valueOnly: f.bool('print-value-only') }, r);
+    },
+  },
+  {
+    name: 'help',
+    short: 'Help about any command',
+    usage: 'help [command]',
+    long: 'Help provides help for any command in the application.\nSimply type etcdctl help [path to command] for full details.',
+    flags: [],
+    noClient: true,
+    run: async (_ctx, args) => {
+      // cobra's help command: the help of the named command, or the root's.
+      const path: Command[] = [];
+      let list: Command[] | undefined = COMMANDS;
+      for (const a of args) {
+        const c: Command | undefined = list?.find((x) => x.name === a);
+        if (c === undefined) break;
+        path.push(c);
+        list = c.sub;
+      }
+      if (path.length === 0) {
+        if (args.length > 0) err(`Unknown help topic [${args.map((a) => '`' + a + '`').join(' ')}]\n`);
+        return out(rootHelp(COMMANDS, args.length === 0));
+      }
+      out(commandHelp(path));
     },
   },
   {

@@ -75,11 +75,11 @@ export function commandHelp(path: Command[]): string {
   return tabwrite(t.join('\n')) + '\n\n';
 }
 
-/** `etcdctl` / `etcdctl --help`. */
-export function rootHelp(rootCommands: Command[]): string {
+/** `etcdctl` / `etcdctl --help` (cobra lists -h there, except after `help <unknown topic>`). */
+export function rootHelp(rootCommands: Command[], helpFlag = true): string {
   const t: string[] = ['NAME:', '\tetcdctl - A simple command line client for etcd3.', '', 'USAGE:', '\tetcdctl [flags]', '', 'VERSION:', '\t3.4.23', '', 'API VERSION:', '\t3.4', '', '', 'COMMANDS:'];
   for (const [n, short] of leaves(rootCommands, '')) t.push(`\t${n}\t${short}`);
   t.push('', 'OPTIONS:');
-  for (const f of [...GLOBAL_FLAGS, HELP_FLAG('etcdctl')].sort(byName)) t.push(flagUsageLine(f));
+  for (const f of [...GLOBAL_FLAGS, ...(helpFlag ? [HELP_FLAG('etcdctl')] : [])].sort(byName)) t.push(flagUsageLine(f));
   return tabwrite(t.join('\n')) + '\n\n';
 }

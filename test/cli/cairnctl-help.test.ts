@@ -9,7 +9,7 @@ import { expectSame, runSteps, type GStep } from './golden-lib';
 const COMMANDS = [
   'alarm', 'alarm list', 'auth', 'auth enable', 'compaction', 'defrag', 'del', 'elect', 'endpoint', 'endpoint status', 'endpoint health',
   'get', 'lease', 'lease keep-alive', 'lock', 'member', 'member add', 'member list', 'member promote', 'move-leader', 'put', 'role',
-  'role grant-permission', 'snapshot save', 'txn', 'user', 'user add', 'user passwd', 'version', 'watch',
+  'role grant-permission', 'snapshot', 'snapshot save', 'snapshot status', 'snapshot restore', 'check perf', 'make-mirror', 'user get', 'role revoke-permission', 'auth disable', 'txn', 'user', 'user add', 'user passwd', 'version', 'watch',
 ];
 
 const STEPS: GStep[] = [
@@ -22,6 +22,10 @@ const STEPS: GStep[] = [
   { args: ['member', 'add', '--peer-urls'] },
   { args: ['put', '-w'] },
   { args: ['gett'] },
+  { args: ['help', 'get'] },
+  { args: ['help', 'member', 'add'] },
+  { args: ['help', '--help'] },
+  { args: ['help', 'lease', 'bogus'] },
 ];
 
 describe('cairnctl help against etcdctl', () => {
