@@ -3,10 +3,11 @@
  * same steps against the same 3-member cairn cluster, one after the other (each run
  * leaves the membership as it found it), and print the same once IDs are normalised.
  */
-import { afterAll, beforeAll, describe, it } from 'vitest';
-import { cleanupAll } from '../../bench/lib/procs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupAll, freePort, makeTempDir } from '../../bench/lib/procs';
+import { CairnCli } from '../helpers/cli';
 import { startCairnCluster, type Cluster } from '../helpers/cluster';
-import { expectSame, runSteps, runTool, type GStep } from './golden-lib';
+import { expectSame, normAll, runSteps, runTool, type GStep } from './golden-lib';
 
 let cluster: Cluster;
 
@@ -111,4 +112,43 @@ describe('cairnctl member / move-leader against etcdctl', () => {
     const steps: GStep[] = [{ args: ['move-leader', '1'] }];
     expectSame(await runSteps('etcdctl', g, steps, followers), await runSteps('cairnctl', g, steps, followers), 'move-leader-followers');
   }, 60_000);
+});
+
+describe('cairnctl member promote of a running learner', () => {
+  it('prints what etcdctl prints once the learner has caught up', async () => {
+    const ep = cluster.members[0].endpoint;
+    const results: Record<string, string> = {};
+    for (const tool of ['etcdctl', 'cairnctl'] as const) {
+      const name = `learner-${tool}`;
+      const [clientPort, peerPort] = [await freePort(), await freePort()];
+      const peer = `http://127.0.0.1:${peerPort}`;
+      const add = await runTool(tool, ['--endpoints', ep, 'member', 'add', name, '--peer-urls', peer, '--learner']);
+      expect(add.code, add.stderr).toBe(0);
+      const id = /Member\s+([0-9a-f]+) added/.exec(add.stdout)![1];
+      const initialCluster = /ETCD_INITIAL_CLUSTER="([^"]*)"/.exec(add.stdout)![1];
+      const learner = new CairnCli([
+        '--name', name, '--data-dir', makeTempDir(`cairnctl-${name}-`),
+        '--listen-client-urls', `http://127.0.0.1:${clientPort}`, '--advertise-client-urls', `http://127.0.0.1:${clientPort}`,
+        '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
+        '--initial-cluster', initialCluster, '--initial-cluster-state', 'existing',
+        '--heartbeat-interval', '50', '--election-timeout', '500',
+      ]);
+      await learner.waitFor(/ready to serve client requests/, 30_000);
+      // Promotion succeeds once the learner's log is close to the leader's.
+      let r = await runTool(tool, ['--endpoints', ep, 'member', 'promote', id]);
+      for (let i = 0; i < 50 && r.code !== 0; i++) {
+        await new Promise((res) => setTimeout(res, 200));
+        r = await runTool(tool, ['--endpoints', ep, 'member', 'promote', id]);
+      }
+      results[tool] = `${r.code}\n${normAll(r.stdout, [ep])}`;
+      const again = await runTool(tool, ['--endpoints', ep, 'member', 'promote', id]);
+      results[tool] += `\n${again.code}\n${normAll(again.stderr, [ep])}`;
+      const rm = await runTool(tool, ['--endpoints', ep, 'member', 'remove', id]);
+      expect(rm.code, rm.stderr).toBe(0);
+      learner.signal('SIGKILL');
+      await learner.waitExit();
+    }
+    expect(results.cairnctl).toBe(results.etcdctl);
+    expect(results.etcdctl).toMatch(/^0\nMember <HEX_ID> promoted in cluster <HEX_ID>\n/);
+  }, 120_000);
 });
