@@ -77,8 +77,8 @@ export class Endpoint {
 
   /** http:// is plain text, https:// TLS; without a scheme, TLS when tls options are given (as etcd's clientv3). */
   constructor(readonly url: string, tls?: TlsOptions) {
-    const m = /^(https?|unix|unixs):\/\/(.+?)\/?$/.exec(url);
-    const secure = m !== null ? m[1] === 'https' || m[1] === 'unixs' : tls !== undefined;
+    const m = /^(https?):\/\/(.+?)\/?$/.exec(url);
+    const secure = m !== null ? m[1] === 'https' : tls !== undefined && !url.startsWith('unix:');
     this.target = m !== null ? m[2] : url;
     const creds = secure ? channelCredentials(tls ?? {}) : grpc.credentials.createInsecure();
     this.client = new grpc.Client(this.target, creds, CHANNEL_OPTIONS);
@@ -221,7 +221,16 @@ export class Pool {
         else await sleep(Math.min(RETRY_BACKOFF_MAX_MS, Math.max(0, deadlineMs - Date.now())), signal);
         continue;
       }
-      await this.ensureToken(ep, deadlineMs, signal);
+      try {
+        await this.ensureToken(ep, deadlineMs, signal);
+      } catch (e) {
+        // The member went away between connecting and authenticating: try the next one.
+        const err = fromGrpc(e);
+        if (only !== undefined || err.code !== grpc.status.UNAVAILABLE) throw err;
+        lastErr = err;
+        this.markDown(ep);
+        continue;
+      }
       return ep;
     }
   }
