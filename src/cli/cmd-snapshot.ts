@@ -60,6 +60,8 @@ export const SNAPSHOT_STATUS: Command = {
   noClient: true,
   run: async (ctx, args) => {
     if (args.length !== 1) exitWithError(Exit.BadArgs, 'snapshot status requires exactly one argument');
+    // etcdctl's initDisplayFromCmd (the offline commands have no client to do it).
+    if (!['simple', 'json', 'fields', 'table', 'protobuf'].includes(ctx.display.format)) exitWithError(Exit.BadFeature, 'unsupported output format');
     const { snapshotStatus, SnapshotFileError } = await offline();
     let ds: DbStatus;
     try {

@@ -6,7 +6,7 @@ import type { KeyValue, ResponseHeader, TxnOpResult, TxnResult, GetResult, PutRe
 import { goQuote, hexBytes, hex16, humanizeBytes, jobj, jstr, obool, obytes, onum, type Member as JM } from './gofmt';
 import { Exit, exitWithError, out, paint } from './runtime';
 
-export type Format = 'simple' | 'json' | 'fields' | 'table';
+export type Format = 'simple' | 'json' | 'fields' | 'table' | 'protobuf';
 
 export interface Display {
   format: Format;

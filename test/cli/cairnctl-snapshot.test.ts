@@ -67,6 +67,8 @@ describe('cairnctl snapshot status / restore', () => {
       { args: ['snapshot', 'status', '/nonexistent/snap.db'] },
       { args: ['snapshot', 'status', '/etc/hostname'] },
       { args: ['snapshot', 'status', 'a', 'b'] },
+      { args: ['-w', 'yaml', 'snapshot', 'status', '{file}'] },
+      { args: ['-w', 'protobuf', 'snapshot', 'status', '{file}'] },
       { args: ['snapshot', 'restore'] },
       { args: ['snapshot', 'restore', '{file}', '--data-dir', exists] },
       { args: ['snapshot', 'restore', '{file}', '--data-dir', path.join(dir, 'x'), '--name', 'y', '--initial-cluster', 'x=http://127.0.0.1:1'] },
