@@ -4,10 +4,12 @@
  * mirroring (a base copy, then the watch's events as one transaction per revision).
  */
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import { Client, op, type KeyRange, type Operation } from '../client';
 import { b, s, type Command, type Ctx } from './cmd';
 import { goQuote } from './gofmt';
-import { CliExit, Exit, err, errorText, exitWithError, out } from './runtime';
+import { CliExit, Exit, errorText, exitWithError, out } from './runtime';
 
 interface PerfModel {
   /** Writes per second the check asks for. */
@@ -41,6 +43,30 @@ function randomKey(prefix: Buffer): Buffer {
   }
   k[i] = Number(ux);
   return Buffer.concat([prefix, k]);
+}
+
+/** etcdctl's compact() of check perf / datascale. */
+async function compactAll(c: Client, rev: number): Promise<void> {
+  out(`Compacting with revision ${rev}\n`);
+  try {
+    await c.compact(rev, { physical: true, timeoutMs: 30_000 });
+  } catch (e) {
+    exitWithError(Exit.Error, errorText(e));
+  }
+  out(`Compacted with revision ${rev}\n`);
+}
+
+/** etcdctl's defrag() of check perf / datascale, for every endpoint. */
+async function defragAll(ctx: Ctx): Promise<void> {
+  for (const ep of ctx.endpoints) {
+    out(`Defragmenting ${goQuote(ep)}\n`);
+    try {
+      await ctx.clientFor(ep).maintenance.defragment({ timeoutMs: 30_000 });
+    } catch (e) {
+      exitWithError(Exit.Error, errorText(e));
+    }
+    out(`Defragmented ${goQuote(ep)}\n`);
+  }
 }
 
 /** A progress bar of the run's seconds on stdout, only on a terminal. */
@@ -116,24 +142,12 @@ async function checkPerf(ctx: Ctx, f: { load: string; prefix: string; autoCompac
   // Clean up (and compact / defragment) before judging, as etcdctl does.
   try {
     const d = await first.delete({ ...range }, { timeoutMs: 30_000 });
-    if (f.autoCompact) {
-      await first.compact(d.header.revision, { physical: true });
-      out(`compacted revision ${d.header.revision}\n`);
-    }
+    if (f.autoCompact) await compactAll(first, d.header.revision);
   } catch (e) {
+    if (e instanceof CliExit) throw e;
     out(`FAIL: Cleanup failed during key deletion: ERROR(${errorText(e)})\n`);
   }
-  if (f.autoDefrag) {
-    for (const ep of ctx.endpoints) {
-      try {
-        await ctx.clientFor(ep).maintenance.defragment();
-        out(`Finished defragmenting etcd member[${ep}]\n`);
-      } catch (e) {
-        err(`Failed to defragment etcd member[${ep}] (${errorText(e)})\n`);
-        process.exit(Exit.Error);
-      }
-    }
-  }
+  if (f.autoDefrag) await defragAll(ctx);
 
   const ok = judge(lats, totalS, errors, cfg.limit);
   if (ok) out('PASS\n');
@@ -170,12 +184,124 @@ function judge(lats: number[], totalS: number, errors: Map<string, number>, limi
   return ok;
 }
 
+// ---------------------------------------------------------------------------------
+// check datascale
+
+const DATASCALE_MODELS: Record<string, { limit: number; kvSize: number; clients: number }> = {
+  s: { limit: 10_000, kvSize: 1024, clients: 50 },
+  m: { limit: 100_000, kvSize: 1024, clients: 200 },
+  l: { limit: 1_000_000, kvSize: 1024, clients: 500 },
+  xl: { limit: 3_000_000, kvSize: 1024, clients: 1000 },
+};
+const RESIDENT_MEMORY = 'process_resident_memory_bytes';
+
+/** The member's resident memory from its /metrics, or 0 after printing why not (etcdctl's endpointMemoryMetrics). */
+async function residentMemory(endpoint: string, tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } | null): Promise<number> {
+  const base = /^https?:\/\//.test(endpoint) ? endpoint : `http://${endpoint}`;
+  const url = `${base}/metrics`;
+  let body: string;
+  try {
+    body = await new Promise<string>((resolve, reject) => {
+      const get = url.startsWith('https://') ? https.get : http.get;
+      const req = get(url, url.startsWith('https://') && tls ? { ca: tls.ca, cert: tls.cert, key: tls.key } : {}, (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (data += d));
+        res.on('end', () => resolve(data));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+    });
+  } catch (e) {
+    out(`fetch error: Get ${goQuote(url)}: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 0;
+  }
+  const line = body.split('\n').find((l) => l.startsWith(RESIDENT_MEMORY));
+  const value = line === undefined ? '' : line.slice(RESIDENT_MEMORY.length).trim();
+  if (value === '') {
+    out(`could not find: ${RESIDENT_MEMORY}\n`);
+    return 0;
+  }
+  const n = Number(value);
+  if (!Number.isFinite(n)) {
+    out(`parse error: strconv.ParseFloat: parsing ${goQuote(value)}: invalid syntax\n`);
+    return 0;
+  }
+  return n;
+}
+
+async function checkDatascale(ctx: Ctx, f: { load: string; prefix: string; autoCompact: boolean; autoDefrag: boolean }, tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } | null): Promise<void> {
+  const model = PERF_ALIAS[f.load];
+  if (model === undefined) exitWithError(Exit.BadFeature, `unknown load option ${f.load}`);
+  const cfg = DATASCALE_MODELS[model];
+  const clients: Client[] = [ctx.client(), ...Array.from({ length: cfg.clients - 1 }, () => ctx.newClient())];
+  const first = clients[0];
+  const prefix = Buffer.from(f.prefix, 'utf8');
+  try {
+    const r = await first.get({ key: prefix, prefix: true, limit: 1 });
+    if (r.kvs.length > 0) exitWithError(Exit.InvalidInput, `prefix ${goQuote(f.prefix)} has keys. Delete with etcdctl del --prefix ${f.prefix} first`);
+  } catch (e) {
+    if (e instanceof CliExit) throw e;
+    exitWithError(Exit.Error, errorText(e));
+  }
+  const before = await residentMemory(ctx.endpoints[0], tls);
+  if (before === 0) {
+    out(`FAIL: Could not read ${RESIDENT_MEMORY} before the put operations.\n`);
+    process.exit(Exit.Error);
+  }
+  out(`Start data scale check for work load [${cfg.limit} key-value pairs, ${cfg.kvSize} bytes per key-value, ${cfg.clients} concurrent clients].\n`);
+  // Keys of 512 bytes (a random varint, zero-padded) and values of 512 zero bytes.
+  const value = Buffer.alloc(512);
+  const errors = new Map<string, number>();
+  let issued = 0;
+  await Promise.all(
+    clients.map(async (c) => {
+      while (issued < cfg.limit) {
+        issued++;
+        try {
+          await c.put(Buffer.concat([prefix, randomKey(Buffer.alloc(0)), Buffer.alloc(256)]), value);
+        } catch (e) {
+          const m = errorText(e);
+          errors.set(m, (errors.get(m) ?? 0) + 1);
+        }
+      }
+    }),
+  );
+  const after = await residentMemory(ctx.endpoints[0], tls);
+  if (after === 0) {
+    out(`FAIL: Could not read ${RESIDENT_MEMORY} after the put operations.\n`);
+    process.exit(Exit.Error);
+  }
+  const d = await first.delete({ key: prefix, prefix: true }).catch((e: unknown) => exitWithError(Exit.Error, errorText(e)));
+  if (f.autoCompact) await compactAll(first, d.header.revision);
+  if (f.autoDefrag) await defragAll(ctx);
+  if (errors.size !== 0) {
+    out('FAIL: too many errors\n');
+    for (const [k, v] of errors) out(`FAIL: ERROR(${k}) -> ${v}\n`);
+    process.exit(Exit.Error);
+  }
+  out(`PASS: Approximate system memory used : ${((after - before) / (1024 * 1024)).toFixed(2)} MB.\n`);
+}
+
 export const CHECK_COMMAND: Command = {
   name: 'check',
   short: 'commands for checking properties of the etcd cluster',
   usage: 'check <subcommand>',
   flags: [],
   sub: [
+    {
+      name: 'datascale',
+      short: 'Check the memory usage of holding data for different workloads on a given server endpoint.',
+      usage: 'check datascale [options]',
+      long: 'If no endpoint is provided, localhost will be used. If multiple endpoints are provided, first endpoint will be used.',
+      flags: [
+        b('auto-compact', 'Compact storage with last revision after test is finished.'),
+        b('auto-defrag', 'Defragment storage after test is finished.'),
+        s('load', 's', "The datascale check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)"),
+        s('prefix', '/etcdctl-check-datascale/', "The prefix for writing the datascale check's keys."),
+      ],
+      run: (ctx, _args, f) => checkDatascale(ctx, { load: f.str('load'), prefix: f.str('prefix'), autoCompact: f.bool('auto-compact'), autoDefrag: f.bool('auto-defrag') }, ctx.tlsFiles ?? null),
+    },
     {
       name: 'perf',
       short: 'Check the performance of the etcd cluster',

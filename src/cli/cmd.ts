@@ -21,6 +21,8 @@ export interface Ctx {
   clientFor(ep: string): Client;
   /** Another client of all the endpoints (its own connections). */
   newClient(): Client;
+  /** The TLS files given with --cacert / --cert / --key (for plain HTTPS requests such as /metrics). */
+  tlsFiles?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   /** host:port of the first endpoint (the retry warnings' target). */
   target: string;
 }

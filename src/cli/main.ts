@@ -181,6 +181,7 @@ export async function run(argv: string[]): Promise<number> {
       client: () => (main ??= mk(endpoints)),
       clientFor: (ep) => mk([ep]),
       newClient: () => mk(endpoints),
+      tlsFiles: tls === undefined ? undefined : { ca: tls.ca as Buffer | undefined, cert: tls.cert as Buffer | undefined, key: tls.key as Buffer | undefined },
       target: (endpoints[0] ?? '').replace(/^[a-z]+:\/\//, ''),
     };
     await cmd.run(ctx, p.args, own, p.dashArgs);

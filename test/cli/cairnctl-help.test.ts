@@ -9,7 +9,7 @@ import { expectSame, runSteps, type GStep } from './golden-lib';
 const COMMANDS = [
   'alarm', 'alarm list', 'auth', 'auth enable', 'compaction', 'defrag', 'del', 'elect', 'endpoint', 'endpoint status', 'endpoint health',
   'get', 'lease', 'lease keep-alive', 'lock', 'member', 'member add', 'member list', 'member promote', 'move-leader', 'put', 'role',
-  'role grant-permission', 'snapshot', 'snapshot save', 'snapshot status', 'snapshot restore', 'check perf', 'make-mirror', 'user get', 'role revoke-permission', 'auth disable', 'txn', 'user', 'user add', 'user passwd', 'version', 'watch',
+  'role grant-permission', 'snapshot', 'snapshot save', 'snapshot status', 'snapshot restore', 'check', 'check perf', 'check datascale', 'make-mirror', 'user get', 'role revoke-permission', 'auth disable', 'txn', 'user', 'user add', 'user passwd', 'version', 'watch',
 ];
 
 const STEPS: GStep[] = [
