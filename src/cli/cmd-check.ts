@@ -69,7 +69,7 @@ async function defragAll(ctx: Ctx): Promise<void> {
   }
 }
 
-/** A progress bar of the run's seconds on stdout, only on a terminal. */
+/** A progress bar (seconds of check perf, puts of check datascale) on stdout, only on a terminal. */
 function secondsBar(total: number): { tick: (n: number) => void; done: () => void } {
   const on = process.stdout.isTTY === true;
   const draw = (n: number): void => {
@@ -254,6 +254,9 @@ async function checkDatascale(ctx: Ctx, f: { load: string; prefix: string; autoC
   const value = Buffer.alloc(512);
   const errors = new Map<string, number>();
   let issued = 0;
+  let done = 0;
+  const bar = secondsBar(cfg.limit);
+  const barTimer = setInterval(() => bar.tick(done), 200);
   await Promise.all(
     clients.map(async (c) => {
       while (issued < cfg.limit) {
@@ -264,9 +267,13 @@ async function checkDatascale(ctx: Ctx, f: { load: string; prefix: string; autoC
           const m = errorText(e);
           errors.set(m, (errors.get(m) ?? 0) + 1);
         }
+        done++;
       }
     }),
   );
+  clearInterval(barTimer);
+  bar.tick(done);
+  bar.done();
   const after = await residentMemory(ctx.endpoints[0], tls);
   if (after === 0) {
     out(`FAIL: Could not read ${RESIDENT_MEMORY} after the put operations.\n`);
