@@ -9,7 +9,7 @@ import { FlagSet, GLOBAL_FLAGS, parseFlags, type FlagSpec } from './flags';
 import { commandHelp, rootHelp } from './help';
 import { capnslogTime } from './gofmt';
 import type { Format } from './printers';
-import { CliExit, Exit, err, errorLabel, exitWithError, out } from './runtime';
+import { CliExit, Exit, err, errorLabel, exitWithError, out, retryWarning } from './runtime';
 import { StdinReader, askPassword } from './stdin';
 
 const HELP_FLAG: FlagSpec = { name: 'help', short: 'h', kind: 'bool', default: 'false', usage: 'help for this command' };
@@ -169,6 +169,7 @@ export async function run(argv: string[]): Promise<number> {
     const credentials = await credentialsFromFlags(globals, stdin);
     const mk = (eps: string[]): Client => {
       const c = new Client({ endpoints: eps, dialTimeoutMs, requestTimeoutMs: commandTimeoutMs, tls, credentials });
+      c.pool.onAuthNotEnabled = (e) => retryWarning(eps[0].replace(/^[a-z]+:\/\//, ''), e);
       clients.push(c);
       return c;
     };

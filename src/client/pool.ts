@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { AuthMethods } from './auth';
-import { CanceledError, InvalidAuthTokenError, ClientClosedError, DeadlineExceededError, EtcdError, NoLeaderError, RequestTimedOutError, UnavailableError, fromGrpc } from './errors';
+import { AuthNotEnabledError, CanceledError, InvalidAuthTokenError, ClientClosedError, DeadlineExceededError, EtcdError, NoLeaderError, RequestTimedOutError, UnavailableError, fromGrpc } from './errors';
 import type { Method } from './methods';
 
 // The connection layer: one grpc-js channel per endpoint; calls go to one pinned endpoint
@@ -128,9 +128,11 @@ export class Pool {
   private active = 0;
   private closed = false;
 
-  /** The auth token sent as gRPC metadata `token` (etcd clientv3's key), once authenticated. */
+  /** The auth token sent as gRPC metadata `token` (etcd clientv3's key), once authenticated; '' when the server has auth off. */
   private token: string | null = null;
   private authenticating: Promise<void> | null = null;
+  /** @internal Told when credentials were given but the server has authentication disabled (cairnctl logs it as etcdctl does). */
+  onAuthNotEnabled: ((err: EtcdError) => void) | undefined;
 
   constructor(
     urls: readonly string[],
@@ -144,7 +146,7 @@ export class Pool {
 
   /** Metadata for a call: the auth token when there is one. */
   metadata(base = new grpc.Metadata()): grpc.Metadata {
-    if (this.token !== null && base.get('token').length === 0) base.set('token', this.token);
+    if (this.token !== null && this.token !== '' && base.get('token').length === 0) base.set('token', this.token);
     return base;
   }
 
@@ -153,9 +155,18 @@ export class Pool {
     const creds = this.security.credentials;
     if (creds === undefined || this.token !== null) return;
     this.authenticating ??= this.callOnce(ep, AuthMethods.Authenticate, { name: creds.username, password: creds.password }, deadlineMs, signal, new grpc.Metadata())
-      .then((r) => {
-        this.token = r.token ?? '';
-      })
+      .then(
+        (r) => {
+          this.token = r.token ?? '';
+        },
+        (e: unknown) => {
+          // As etcd's clientv3: credentials for a server without authentication are not an error.
+          const err = fromGrpc(e);
+          if (!(err instanceof AuthNotEnabledError)) throw err;
+          this.token = '';
+          this.onAuthNotEnabled?.(err);
+        },
+      )
       .finally(() => {
         this.authenticating = null;
       });

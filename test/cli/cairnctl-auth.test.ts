@@ -100,6 +100,7 @@ export const AUTH_STEPS: GStep[] = [
   { args: ['-w', 'json', 'role', 'delete', 'r2'] },
   { args: ['role', 'delete', 'r2'] },
   { args: ['role', 'delete'] },
+  { args: ['--user', 'root:pw', 'put', 'k', 'before'], note: 'auth off' },
   { args: ['auth', 'enable', 'x'] },
   { args: ['auth', 'disable', 'x'] },
   { args: ['auth', 'enable'], note: 'root lacks the root role: etcdctl adds and grants it' },
@@ -125,6 +126,7 @@ export const AUTH_STEPS: GStep[] = [
   { args: ['auth', 'disable'] },
   { args: ['-w', 'table', 'auth', 'enable'] },
   { args: [...ROOT, 'auth', 'disable'] },
+  { args: [...ROOT, 'get', 'k'], note: 'credentials for a server with auth off: a warning, then the answer' },
 ];
 
 async function start(kind: 'etcd' | 'cairn'): Promise<ServerProc> {
