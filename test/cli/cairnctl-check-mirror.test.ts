@@ -52,7 +52,7 @@ describe('cairnctl check perf / make-mirror', () => {
     const g = ['--endpoints', srv.endpoint];
     // etcdctl draws its bar even into a pipe; cairnctl only on a terminal.
     const project = (r: { code: number; stdout: string; stderr: string }): string =>
-      `${r.code}\n${r.stdout.replace(/^[^\n]* \/ 10000 [^\n]*\n?/m, '').replace(/[0-9.]+ MB/, '<N> MB')}${r.stderr}`;
+      `${r.code}\n${r.stdout.replace(/^[^\n]* \/ 10000 [^\n]*\n?/m, '').replace(/-?[0-9.]+ MB/, '<N> MB')}${r.stderr}`;
     const steps: GStep[] = [{ args: ['check', 'datascale', '--auto-compact'], project }, { args: ['get', '--prefix', '/etcdctl-check-datascale/', '--keys-only'] }];
     const e = await runSteps('etcdctl', g, steps, [srv.endpoint]);
     const c = await runSteps('cairnctl', g, steps, [srv.endpoint]);

@@ -55,7 +55,7 @@ const STEPS: GStep[] = [
   { args: ['-w', 'json', 'member', 'add', 'l2', '--peer-urls', 'http://127.0.0.1:{p}5', '--learner'], captureFn: hexOfJsonMember },
   { args: ['-w', 'json', 'member', 'remove', '{id}'] },
   { args: ['-w', 'table', 'member', 'add', 'l3', '--peer-urls', 'http://127.0.0.1:{p}6', '--learner'], note: 'added, then the printer refuses' },
-  { args: ['member', 'list'], captureFn: (o) => ({ id: /^([0-9a-f]+), unstarted/m.exec(o)?.[1] ?? '' }) },
+  { args: ['member', 'list'], sortLines: true, captureFn: (o) => ({ id: /^([0-9a-f]+), unstarted/m.exec(o)?.[1] ?? '' }) },
   { args: ['-w', 'table', 'member', 'remove', '{id}'] },
   { args: ['member', 'add', 'v1', '--peer-urls', 'http://127.0.0.1:7,http://127.0.0.1:{p}8'], capture: { id: /Member\s+([0-9a-f]+) added/ }, note: 'a voter' },
   { args: ['member', 'remove', '{id}'] },
