@@ -2,6 +2,10 @@
 // cairnctl: etcdctl v3 compatible command line client (see src/cli).
 import { run } from '../cli/main';
 
+// grpc-js sets the TLS server name to the endpoint's host even when it is an IP address,
+// and Node warns about that (DEP0123) on stderr; cairnctl's stderr is etcdctl's.
+process.noDeprecation = true;
+
 run(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {

@@ -3,54 +3,23 @@
  * validation messages, exit codes and output.
  */
 import * as fs from 'node:fs';
-import { Client, compare, op, EtcdError, LeaseNotFoundError, type Comparison, type Operation, type GetQuery, type DeleteQuery, type PutOptions, type SortTarget, type SortOrder, type KeyRange } from '../client';
+import { compare, op, EtcdError, LeaseNotFoundError, type Comparison, type Operation, type GetQuery, type DeleteQuery, type PutOptions, type SortTarget, type SortOrder, type KeyRange } from '../client';
 import { header as wireHeader, big, num, toLong } from '../client/convert';
 import * as M from '../client/methods';
 import { FlagSet, parseFlags, type FlagSpec } from './flags';
 import { goDuration, goQuote, hex16, humanizeBytes, parseInt64, zapEpoch } from './gofmt';
 import * as P from './printers';
-import { CliExit, Exit, err, errorText, exitWithError, out, retryWarning } from './runtime';
-import { StdinReader } from './stdin';
+import { CliExit, Exit, err, errorText, exitWithError, out } from './runtime';
+import { b, call, i, s, type Command, type Ctx } from './cmd';
+import { AUTH_COMMAND, ROLE_COMMAND, USER_COMMAND } from './cmd-auth';
+import { CHECK_COMMAND, MAKE_MIRROR } from './cmd-check';
+import { ELECT_COMMAND, LOCK_COMMAND } from './cmd-concurrency';
+import { MEMBER_COMMANDS, MOVE_LEADER } from './cmd-member';
+import { SNAPSHOT_RESTORE, SNAPSHOT_STATUS, Progress } from './cmd-snapshot';
+import { WATCH_COMMAND } from './cmd-watch';
+import { commandHelp, rootHelp } from './help';
 
-export interface Ctx {
-  display: P.Display;
-  endpoints: string[];
-  dialTimeoutMs: number;
-  commandTimeoutMs: number;
-  stdin: StdinReader;
-  /** The client (created on first use). */
-  client(): Client;
-  /** A client of one endpoint. */
-  clientFor(ep: string): Client;
-  /** host:port of the first endpoint (the retry warnings' target). */
-  target: string;
-}
-
-export interface Command {
-  name: string;
-  short: string;
-  usage: string;
-  flags: FlagSpec[];
-  sub?: Command[];
-  /** Needs no client (version). */
-  noClient?: boolean;
-  run?: (ctx: Ctx, args: string[], f: FlagSet, dashArgs: string[] | null) => Promise<void>;
-}
-
-const b = (name: string, usage: string, short?: string): FlagSpec => ({ name, short, kind: 'bool', default: 'false', usage });
-const s = (name: string, def: string, usage: string, short?: string): FlagSpec => ({ name, short, kind: 'string', default: def, usage });
-const i = (name: string, usage: string): FlagSpec => ({ name, kind: 'int', default: '0', usage });
-
-/** Run a unary call as etcdctl does: on failure the retry warning, then "Error: ..." and exit 1. */
-async function call<T>(ctx: Ctx, fn: () => Promise<T>, wrap: (m: string) => string = (m) => m, code: number = Exit.Error): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (e instanceof CliExit) throw e;
-    retryWarning(ctx.target, e);
-    return exitWithError(code, wrap(errorText(e)));
-  }
-}
+export type { Command, Ctx } from './cmd';
 
 // ---------------------------------------------------------------------------------
 // put / get / del
@@ -85,6 +54,25 @@ async function putOp(ctx: Ctx, args: string[], f: FlagSet, inTxn: boolean): Prom
   if (f.bool('ignore-lease')) opts.ignoreLease = true;
   return { key, value, opts };
 }
+
+const PUT_LONG = `Puts the given key into the store.
+
+When <value> begins with '-', <value> is interpreted as a flag.
+Insert '--' for workaround:
+
+$ put <key> -- <value>
+$ put -- <key> <value>
+
+If <value> isn't given as a command line argument and '--ignore-value' is not specified,
+this command tries to read the value from standard input.
+
+If <lease> isn't given as a command line argument and '--ignore-lease' is not specified,
+this command tries to read the value from standard input.
+
+For example,
+$ cat file | put <key>
+will store the content of the file to <key>.
+`;
 
 const GET_FLAGS: FlagSpec[] = [
   s('consistency', 'l', 'Linearizable(l) or Serializable(s)'),
@@ -316,72 +304,6 @@ async function txnCommand(ctx: Ctx, args: string[], f: FlagSet): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------
-// watch
-
-async function runWatch(ctx: Ctx, args: string[], f: FlagSet, background: boolean): Promise<void> {
-  const prefix = f.bool('prefix');
-  if (prefix && args.length > 1) exitWithError(Exit.BadArgs, '`range_end` and `--prefix` are mutually exclusive');
-  const range: KeyRange = prefix ? (args[0].length === 0 ? { key: '\x00', fromKey: true } : { key: args[0], prefix: true }) : args.length > 1 ? { key: args[0], rangeEnd: args[1] } : { key: args[0] };
-  const w = ctx.client().watch({ ...range, startRevision: f.num('rev') > 0 ? f.num('rev') : undefined, prevKv: f.bool('prev-kv'), progressNotify: f.bool('progress-notify') });
-  const loop = async (): Promise<void> => {
-    try {
-      for await (const batch of w) P.printWatch(ctx.display, batch);
-    } catch (e) {
-      err(`watch was canceled (${errorText(e)})\n`);
-    }
-    ctx.client().close();
-    exitWithError(Exit.Interrupted, 'watch is canceled by the server');
-  };
-  if (background) {
-    loop().catch((e: unknown) => {
-      if (e instanceof CliExit) process.exit(e.code);
-    });
-    return;
-  }
-  await loop();
-}
-
-const WATCH_FLAGS: FlagSpec[] = [
-  b('interactive', 'Interactive mode', 'i'),
-  b('prefix', 'Watch on a prefix if prefix is set'),
-  b('prev-kv', 'get the previous key-value pair before the event happens'),
-  b('progress-notify', 'get periodic watch progress notification from server'),
-  i('rev', 'Revision to start watching'),
-];
-
-async function watchCommand(ctx: Ctx, args: string[], f: FlagSet): Promise<void> {
-  if (f.bool('interactive')) {
-    for (;;) {
-      const l = await ctx.stdin.readLine();
-      if (l === null) exitWithError(Exit.InvalidInput, 'Error reading watch request line: EOF');
-      const line = l.replace(/\n$/, '');
-      const a = argify(line);
-      if (a.length < 1) {
-        err(`Invalid command: ${line} (watch and progress supported)\n`);
-        continue;
-      }
-      if (a[0] !== 'watch') {
-        err(`Invalid command ${line} (only support watch)\n`);
-        continue;
-      }
-      if (a.length < 2) {
-        err(`Invalid command ${line} (command type or key is not provided)\n`);
-        continue;
-      }
-      const wf = new FlagSet(WATCH_FLAGS);
-      const p = parseFlags(a.slice(1), [wf]);
-      if (p.error || p.args.length === 0) {
-        err(`Invalid command ${line} (${p.error ?? 'bad number of arguments'})\n`);
-        continue;
-      }
-      await runWatch(ctx, p.args, wf, true);
-    }
-  }
-  if (args.length < 1 || args.length > 2) exitWithError(Exit.BadArgs, 'bad number of arguments');
-  await runWatch(ctx, args, f, false);
-}
-
-// ---------------------------------------------------------------------------------
 // lease
 
 function leaseArg(arg: string): bigint {
@@ -485,6 +407,8 @@ export const COMMANDS: Command[] = [
       },
     ],
   },
+  AUTH_COMMAND,
+  CHECK_COMMAND,
   {
     name: 'compaction',
     short: 'Compacts the event history in etcd',
@@ -530,11 +454,13 @@ export const COMMANDS: Command[] = [
       P.printDel(ctx.display, await call(ctx, () => c.delete(q, { timeoutMs: ctx.commandTimeoutMs })));
     },
   },
+  ELECT_COMMAND,
   {
     name: 'endpoint',
     short: 'Endpoint related commands',
     usage: 'endpoint <subcommand>',
-    flags: [CLUSTER_FLAG],
+    flags: [],
+    persistentFlags: [CLUSTER_FLAG],
     sub: [
       {
         name: 'hashkv',
@@ -593,6 +519,7 @@ export const COMMANDS: Command[] = [
       {
         name: 'status',
         short: 'Prints out the status of endpoints specified in `--endpoints` flag',
+        long: 'When --write-out is set to simple, this command prints out comma-separated status lists for each endpoint.\nThe items in the lists are endpoint, ID, version, db size, is leader, is learner, raft term, raft index, raft applied index, errors.\n',
         usage: 'endpoint status',
         flags: [],
         run: async (ctx, _args, f) => {
@@ -622,6 +549,30 @@ export const COMMANDS: Command[] = [
       const c = ctx.client();
       const r = await call(ctx, () => c.get(q, { timeoutMs: ctx.commandTimeoutMs }));
       P.printGet({ ...ctx.display, valueOnly: f.bool('print-value-only') }, r);
+    },
+  },
+  {
+    name: 'help',
+    short: 'Help about any command',
+    usage: 'help [command]',
+    long: 'Help provides help for any command in the application.\nSimply type etcdctl help [path to command] for full details.',
+    flags: [],
+    noClient: true,
+    run: async (_ctx, args) => {
+      // cobra's help command: the help of the named command, or the root's.
+      const path: Command[] = [];
+      let list: Command[] | undefined = COMMANDS;
+      for (const a of args) {
+        const c: Command | undefined = list?.find((x) => x.name === a);
+        if (c === undefined) break;
+        path.push(c);
+        list = c.sub;
+      }
+      if (path.length === 0) {
+        if (args.length > 0) err(`Unknown help topic [${args.map((a) => '`' + a + '`').join(' ')}]\n`);
+        return out(rootHelp(COMMANDS, args.length === 0));
+      }
+      out(commandHelp(path));
     },
   },
   {
@@ -693,15 +644,19 @@ export const COMMANDS: Command[] = [
       },
     ],
   },
+  LOCK_COMMAND,
+  MAKE_MIRROR,
   {
     name: 'member',
     short: 'Membership related commands',
     usage: 'member <subcommand>',
     flags: [],
     sub: [
+      ...MEMBER_COMMANDS.slice(0, 1),
       {
         name: 'list',
         short: 'Lists all members in the cluster',
+        long: 'When --write-out is set to simple, this command prints out comma-separated member lists for each endpoint.\nThe items in the lists are ID, Status, Name, Peer Addrs, Client Addrs, Is Learner.\n',
         usage: 'member list',
         flags: [],
         run: async (ctx) => {
@@ -710,11 +665,14 @@ export const COMMANDS: Command[] = [
           P.printMemberList(ctx.display, r.header, r.members);
         },
       },
+      ...MEMBER_COMMANDS.slice(1),
     ],
   },
+  MOVE_LEADER,
   {
     name: 'put',
     short: 'Puts the given key into the store',
+    long: PUT_LONG,
     usage: 'put [options] <key> <value> (<value> can also be given from stdin)',
     flags: PUT_FLAGS,
     run: async (ctx, args, f) => {
@@ -723,12 +681,14 @@ export const COMMANDS: Command[] = [
       P.printPut(ctx.display, await call(ctx, () => c.put(key, value, { ...opts, timeoutMs: ctx.commandTimeoutMs })));
     },
   },
+  ROLE_COMMAND,
   {
     name: 'snapshot',
     short: 'Manages etcd node snapshots',
     usage: 'snapshot <subcommand>',
     flags: [],
     sub: [
+      SNAPSHOT_RESTORE,
       {
         name: 'save',
         short: 'Stores an etcd node backend snapshot to a given file',
@@ -751,6 +711,7 @@ export const COMMANDS: Command[] = [
           log({ ts: Number(zapEpoch()), caller: 'snapshot/v3_snapshot.go:119', msg: 'created temporary db file', path: part });
           const st = process.hrtime.bigint();
           let size = 0;
+          const progress = new Progress('downloading');
           try {
             let first = true;
             for await (const chunk of ctx.client().maintenance.snapshot()) {
@@ -761,9 +722,12 @@ export const COMMANDS: Command[] = [
               }
               fs.writeSync(fd, chunk);
               size += chunk.length;
+              progress.update(null, size);
             }
+            progress.done();
             log({ ts: new Date().toISOString(), caller: 'clientv3/maintenance.go:208', msg: 'completed snapshot read; closing' });
           } catch (e) {
+            progress.done();
             fs.closeSync(fd);
             return exitWithError(Exit.Error, errorText(e));
           }
@@ -776,6 +740,7 @@ export const COMMANDS: Command[] = [
           out(`Snapshot saved at ${path}\n`);
         },
       },
+      SNAPSHOT_STATUS,
     ],
   },
   {
@@ -785,6 +750,7 @@ export const COMMANDS: Command[] = [
     flags: [b('interactive', 'Input transaction in interactive mode', 'i')],
     run: (ctx, args, f) => txnCommand(ctx, args, f),
   },
+  USER_COMMAND,
   {
     name: 'version',
     short: 'Prints the version of etcdctl',
@@ -795,13 +761,7 @@ export const COMMANDS: Command[] = [
       out('etcdctl version: 3.4.23\nAPI version: 3.4\n');
     },
   },
-  {
-    name: 'watch',
-    short: 'Watches events stream on keys or prefixes',
-    usage: 'watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]',
-    flags: WATCH_FLAGS,
-    run: (ctx, args, f) => watchCommand(ctx, args, f),
-  },
+  WATCH_COMMAND,
 ];
 
 /** etcdctl 3.4's top-level command names (for "Did you mean this?"). */

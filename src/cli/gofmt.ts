@@ -178,3 +178,29 @@ export function capnslogTime(d = new Date()): string {
 export function zapEpoch(): string {
   return (Date.now() / 1000).toFixed(7);
 }
+
+/** strconv.ParseUint(s, base, 64): the value, or Go's error text. */
+export function parseUint64(s: string, base: 10 | 16): { value: bigint } | { error: string } {
+  const re = base === 10 ? /^[0-9]+$/ : /^[0-9a-fA-F]+$/;
+  if (!re.test(s)) return { error: `strconv.ParseUint: parsing ${goQuote(s)}: invalid syntax` };
+  const v = BigInt((base === 16 ? '0x' : '') + s);
+  if (v > 0xffffffffffffffffn) return { error: `strconv.ParseUint: parsing ${goQuote(s)}: value out of range` };
+  return { value: v };
+}
+
+/** etcd's types.NewURLs checks (clientv3 runs them before MemberAdd / MemberUpdate): an error text or null. */
+export function checkPeerUrls(urls: string[]): string | null {
+  for (const raw of urls) {
+    const u = raw.trim();
+    const m = /^([a-zA-Z][a-zA-Z0-9+.-]*):(.*)$/.exec(u);
+    const scheme = m ? m[1].toLowerCase() : '';
+    if (!['http', 'https', 'unix', 'unixs'].includes(scheme)) return `URL scheme must be http, https, unix, or unixs: ${u}`;
+    const rest = m ? m[2] : '';
+    const hp = /^\/\/([^/?#]*)(.*)$/.exec(rest);
+    const host = hp ? hp[1].replace(/^.*@/, '') : '';
+    const path = hp ? hp[2].replace(/[?#].*$/, '') : rest;
+    if (!/^(\[[^\]]*\]|[^:]*):[^:]*$/.test(host)) return `URL address does not have the form "host:port": ${u}`;
+    if (path !== '') return `URL must not contain a path: ${u}`;
+  }
+  return null;
+}

@@ -2,22 +2,21 @@
  * cairnctl: etcdctl v3's command line over cairn's client. `run(argv)` resolves with
  * the exit code (long-running commands such as watch resolve only when they end).
  */
-import { Client } from '../client';
+import * as fs from 'node:fs';
+import { Client, type Credentials, type TlsOptions } from '../client';
 import { COMMANDS, ETCDCTL_COMMANDS, type Command, type Ctx } from './commands';
-import { FlagSet, GLOBAL_FLAGS, flagUsageLine, parseFlags, type FlagSpec } from './flags';
+import { FlagSet, GLOBAL_FLAGS, parseFlags, type FlagSpec } from './flags';
+import { commandHelp, rootHelp } from './help';
 import { capnslogTime } from './gofmt';
 import type { Format } from './printers';
-import { CliExit, Exit, err, exitWithError, out } from './runtime';
-import { StdinReader } from './stdin';
+import { CliExit, Exit, err, errorLabel, exitWithError, out, retryWarning } from './runtime';
+import { StdinReader, askPassword } from './stdin';
 
 const HELP_FLAG: FlagSpec = { name: 'help', short: 'h', kind: 'bool', default: 'false', usage: 'help for this command' };
 const GLOBAL_VALUE_FLAGS = new Set(GLOBAL_FLAGS.filter((f) => f.kind !== 'bool').flatMap((f) => [`--${f.name}`, ...(f.short ? [`-${f.short}`] : [])]));
 
-/** Flags etcdctl has that cairnctl does not implement yet (TLS, auth, DNS discovery). */
-const UNSUPPORTED = ['user', 'password', 'cacert', 'cert', 'key', 'insecure-skip-tls-verify', 'discovery-srv', 'discovery-srv-name'];
-
-/** Commands that print with -w table. */
-const TABLE_OK = new Set(['member list', 'endpoint status', 'endpoint hashkv', 'endpoint health']);
+/** Flags etcdctl has that cairnctl does not implement (DNS SRV discovery needs a DNS server). */
+const UNSUPPORTED = ['discovery-srv', 'discovery-srv-name'];
 
 function levenshtein(a: string, b: string): number {
   const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
@@ -30,24 +29,8 @@ function levenshtein(a: string, b: string): number {
   return d[a.length][b.length];
 }
 
-function usage(path: string[], cmd: Command | null): string {
-  const lines: string[] = [];
-  if (cmd === null) {
-    lines.push('NAME:', '\tcairnctl - etcdctl v3 compatible command line client for cairn (and etcd).', '', 'USAGE:', '\tcairnctl [flags] <command>', '', 'COMMANDS:');
-    for (const c of COMMANDS) lines.push(`\t${c.name.padEnd(12)}${c.short}`);
-  } else {
-    lines.push('NAME:', `\t${path.join(' ')} - ${cmd.short}`, '', 'USAGE:', `\tetcdctl ${cmd.usage}${cmd.flags.length > 0 ? ' [flags]' : ''}`, '');
-    if (cmd.sub) {
-      lines.push('COMMANDS:');
-      for (const c of cmd.sub) lines.push(`\t${c.name.padEnd(12)}${c.short}`);
-      lines.push('');
-    }
-    lines.push('OPTIONS:');
-    for (const f of [...cmd.flags, HELP_FLAG]) lines.push(flagUsageLine(f));
-  }
-  lines.push('', 'GLOBAL OPTIONS:');
-  for (const f of GLOBAL_FLAGS) lines.push(flagUsageLine(f));
-  return lines.join('\n') + '\n';
+function usage(path: Command[]): string {
+  return path.length === 0 ? rootHelp(COMMANDS) : commandHelp(path);
 }
 
 /** Split argv into the command path and the rest (cobra's stripFlags + Find). */
@@ -99,8 +82,42 @@ function applyEnv(globals: FlagSet): void {
     globals.changed.delete(f.name);
   }
   for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('ETCDCTL_') && !used.has(k) && k !== 'ETCDCTL_API') err(`${capnslogTime()} W | pkg/flags: unrecognized environment variable ${k}=${v ?? ''}\n`);
+    if (k.startsWith('ETCDCTL_') && !used.has(k) && !['ETCDCTL_API', 'ETCDCTL_WATCH_KEY', 'ETCDCTL_WATCH_RANGE_END'].includes(k)) err(`${capnslogTime()} W | pkg/flags: unrecognized environment variable ${k}=${v ?? ''}\n`);
   }
+}
+
+/** etcdctl's secureCfgFromCmd / newClientCfg: TLS when a certificate flag is given or transport security is asked for. */
+function tlsFromFlags(g: FlagSet): TlsOptions | undefined {
+  for (const f of ['cert', 'key', 'cacert']) {
+    if (g.changed.has(f) && g.str(f) === '') exitWithError(Exit.BadArgs, `empty string is passed to --${f} option`);
+  }
+  const files = { cert: g.str('cert'), key: g.str('key'), ca: g.str('cacert') };
+  const anyFile = files.cert !== '' || files.key !== '' || files.ca !== '';
+  if (!anyFile && g.bool('insecure-transport')) return undefined;
+  const tls: TlsOptions = { insecureSkipVerify: g.bool('insecure-skip-tls-verify') };
+  try {
+    if (files.ca !== '') tls.ca = fs.readFileSync(files.ca);
+    if (files.cert !== '') tls.cert = fs.readFileSync(files.cert);
+    if (files.key !== '') tls.key = fs.readFileSync(files.key);
+  } catch (e) {
+    exitWithError(Exit.BadArgs, e instanceof Error ? e.message.replace(/^ENOENT: no such file or directory, open '(.*)'$/, 'open $1: no such file or directory') : String(e));
+  }
+  return tls;
+}
+
+/** etcdctl's authCfgFromCmd: --user name:password, or --user name with --password, or a prompt. */
+async function credentialsFromFlags(g: FlagSet, stdin: StdinReader): Promise<Credentials | undefined> {
+  const user = g.str('user');
+  if (user === '') return undefined;
+  const password = g.str('password');
+  let creds: Credentials;
+  if (password !== '') creds = { username: user, password };
+  else {
+    const i = user.indexOf(':');
+    creds = i < 0 ? { username: user, password: await askPassword(stdin, 'Password: ') } : { username: user.slice(0, i), password: user.slice(i + 1) };
+  }
+  // etcd's clientv3 authenticates only with both a name and a password.
+  return creds.username !== '' && creds.password !== '' ? creds : undefined;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -111,47 +128,48 @@ export async function run(argv: string[]): Promise<number> {
       const sugg = ETCDCTL_COMMANDS.filter((c) => levenshtein(unknown, c) <= 2 || c.startsWith(unknown));
       let msg = `unknown command ${JSON.stringify(unknown)} for "etcdctl"`;
       if (sugg.length > 0) msg += '\n\nDid you mean this?\n' + sugg.map((x) => `\t${x}\n`).join('');
-      err(`Error: ${msg}\nRun 'etcdctl --help' for usage.\n`);
+      err(`${errorLabel()} ${msg}\nRun 'etcdctl --help' for usage.\n`);
       exitWithError(Exit.Error, msg);
     }
     const globals = new FlagSet(GLOBAL_FLAGS);
     const cmd = path.length > 0 ? path[path.length - 1] : null;
-    const own = new FlagSet([...(cmd?.flags ?? []), ...(path.length > 1 ? path[0].flags : []), HELP_FLAG]);
+    const own = new FlagSet([...(cmd?.flags ?? []), ...path.slice(0, -1).flatMap((c) => c.persistentFlags ?? []), HELP_FLAG]);
     const p = parseFlags(rest, [own, globals]);
-    const names = path.map((c) => c.name);
     if (p.error) {
-      err(`Error: ${p.error}\n`);
-      out(usage(['etcdctl', ...names], cmd));
+      err(`${errorLabel()} ${p.error}\n`);
+      out(usage(path));
       err('\n');
       exitWithError(Exit.Error, p.error);
     }
     if (cmd === null || own.bool('help') || cmd.run === undefined) {
-      if (cmd !== null && cmd.run === undefined && p.args.length > 0 && !own.bool('help')) {
-        exitWithError(Exit.Error, `unknown command ${JSON.stringify(p.args[0])} for "etcdctl ${names.join(' ')}"`);
-      }
-      out(usage(['etcdctl', ...names], cmd));
+      out(usage(path));
       return 0;
     }
     if (cmd.noClient) {
-      await cmd.run({} as Ctx, p.args, own, p.dashArgs);
+      // Offline commands (version, snapshot status / restore) use only the output format.
+      const display = { format: globals.str('write-out') as Format, hex: globals.bool('hex'), valueOnly: false };
+      await cmd.run({ display } as Ctx, p.args, own, p.dashArgs);
       return 0;
     }
     applyEnv(globals);
     for (const u of UNSUPPORTED) {
       if (globals.changed.has(u) || (process.env['ETCDCTL_' + u.toUpperCase().replace(/-/g, '_')] ?? '') !== '' || globals.bool(u)) {
-        exitWithError(Exit.BadFeature, `--${u} is not supported by cairnctl yet (TLS, authentication and DNS discovery are not implemented)`);
+        exitWithError(Exit.BadFeature, `--${u} is not supported by cairnctl (DNS SRV discovery is not implemented; give --endpoints)`);
       }
     }
     const w = globals.str('write-out');
     if (!['simple', 'json', 'fields', 'table', 'protobuf'].includes(w)) exitWithError(Exit.BadFeature, 'unsupported output format');
     if (w === 'protobuf') exitWithError(Exit.BadFeature, 'protobuf output format is not supported by cairnctl yet');
-    if (w === 'table' && !TABLE_OK.has(names.join(' '))) exitWithError(Exit.BadFeature, 'table not supported as output format');
     const endpoints = globals.list('endpoints');
     const dialTimeoutMs = globals.num('dial-timeout');
     const commandTimeoutMs = globals.num('command-timeout');
     let main: Client | null = null;
+    const tls = tlsFromFlags(globals);
+    const stdin = new StdinReader();
+    const credentials = await credentialsFromFlags(globals, stdin);
     const mk = (eps: string[]): Client => {
-      const c = new Client({ endpoints: eps, dialTimeoutMs, requestTimeoutMs: commandTimeoutMs });
+      const c = new Client({ endpoints: eps, dialTimeoutMs, requestTimeoutMs: commandTimeoutMs, tls, credentials });
+      c.pool.onAuthNotEnabled = (e) => retryWarning(eps[0].replace(/^[a-z]+:\/\//, ''), e);
       clients.push(c);
       return c;
     };
@@ -160,16 +178,18 @@ export async function run(argv: string[]): Promise<number> {
       endpoints,
       dialTimeoutMs,
       commandTimeoutMs,
-      stdin: new StdinReader(),
+      stdin,
       client: () => (main ??= mk(endpoints)),
       clientFor: (ep) => mk([ep]),
+      newClient: () => mk(endpoints),
+      tlsFiles: tls === undefined ? undefined : { ca: tls.ca as Buffer | undefined, cert: tls.cert as Buffer | undefined, key: tls.key as Buffer | undefined },
       target: (endpoints[0] ?? '').replace(/^[a-z]+:\/\//, ''),
     };
     await cmd.run(ctx, p.args, own, p.dashArgs);
     return 0;
   } catch (e) {
     if (e instanceof CliExit) return e.code;
-    err(`Error: ${e instanceof Error ? e.message : String(e)}\n`);
+    err(`${errorLabel()} ${e instanceof Error ? e.message : String(e)}\n`);
     return Exit.Error;
   } finally {
     for (const c of clients) c.close();

@@ -4,9 +4,9 @@
  */
 import type { KeyValue, ResponseHeader, TxnOpResult, TxnResult, GetResult, PutResult, DeleteResult, WatchBatch, Member, MemberStatus, Alarm } from '../client';
 import { goQuote, hexBytes, hex16, humanizeBytes, jobj, jstr, obool, obytes, onum, type Member as JM } from './gofmt';
-import { out } from './runtime';
+import { Exit, exitWithError, out, paint } from './runtime';
 
-export type Format = 'simple' | 'json' | 'fields' | 'table';
+export type Format = 'simple' | 'json' | 'fields' | 'table' | 'protobuf';
 
 export interface Display {
   format: Format;
@@ -84,6 +84,7 @@ function fKv(pfx: string, kv: KeyValue): void {
 // KV
 
 export function printGet(d: Display, r: GetResult): void {
+  if (d.format === 'table') unsupported(d);
   if (d.format === 'json') return out(jGet(r) + '\n');
   if (d.format === 'fields') {
     fHdr(r.header);
@@ -95,6 +96,7 @@ export function printGet(d: Display, r: GetResult): void {
 }
 
 export function printPut(d: Display, r: PutResult): void {
+  if (d.format === 'table') unsupported(d);
   if (d.format === 'json') return out(jPut(r) + '\n');
   if (d.format === 'fields') {
     fHdr(r.header);
@@ -106,6 +108,7 @@ export function printPut(d: Display, r: PutResult): void {
 }
 
 export function printDel(d: Display, r: DeleteResult): void {
+  if (d.format === 'table') unsupported(d);
   if (d.format === 'json') return out(jDel(r) + '\n');
   if (d.format === 'fields') {
     fHdr(r.header);
@@ -118,6 +121,7 @@ export function printDel(d: Display, r: DeleteResult): void {
 }
 
 export function printTxn(d: Display, r: TxnResult): void {
+  if (d.format === 'table') unsupported(d);
   if (d.format === 'json') return out(jTxn(r) + '\n');
   if (d.format === 'fields') {
     fHdr(r.header);
@@ -143,6 +147,7 @@ export function printTxn(d: Display, r: TxnResult): void {
 // Watch
 
 export function printWatch(d: Display, b: WatchBatch, extra: { compactRevision?: number; canceled?: boolean } = {}): void {
+  if (d.format === 'table') unsupported(d);
   if (d.format === 'json') {
     const events = b.events.map((e) =>
       jobj([e.type === 'delete' ? ['type', '1'] : null, ['kv', jKv(e.kv)], e.prevKv ? ['prev_kv', jKv(e.prevKv)] : null]),
@@ -163,7 +168,7 @@ export function printWatch(d: Display, b: WatchBatch, extra: { compactRevision?:
     return;
   }
   for (const e of b.events) {
-    out(e.type === 'put' ? 'PUT\n' : 'DELETE\n');
+    out(e.type === 'put' ? paint(process.stdout, 'green', 'PUT') + '\n' : paint(process.stdout, 'red', 'DELETE') + '\n');
     if (e.prevKv) printKV(d, e.prevKv);
     printKV(d, e.kv);
   }
@@ -173,6 +178,7 @@ export function printWatch(d: Display, b: WatchBatch, extra: { compactRevision?:
 // Lease
 
 export function printGrant(d: Display, h: ResponseHeader, id: bigint, ttl: number): void {
+  if (d.format === 'table') unsupported(d);
   if (d.format === 'json') return out(jobj([...jHeaderMembers(h), ['ID', String(id)], ['TTL', String(ttl)], ['Error', '""']]) + '\n');
   if (d.format === 'fields') {
     fHdr(h);
@@ -182,12 +188,14 @@ export function printGrant(d: Display, h: ResponseHeader, id: bigint, ttl: numbe
 }
 
 export function printRevoke(d: Display, h: ResponseHeader, id: bigint): void {
+  if (d.format === 'table') unsupported(d);
   if (d.format === 'json') return out(jobj([['header', jHeader(h)]]) + '\n');
   if (d.format === 'fields') return fHdr(h);
   out(`lease ${hex16(id)} revoked\n`);
 }
 
 export function printKeepAlive(d: Display, h: ResponseHeader, id: bigint, ttl: number): void {
+  if (d.format === 'table') unsupported(d);
   if (d.format === 'json') return out(jobj([...jHeaderMembers(h), ['ID', String(id)], ['TTL', String(ttl)]]) + '\n');
   if (d.format === 'fields') {
     fHdr(h);
@@ -197,6 +205,7 @@ export function printKeepAlive(d: Display, h: ResponseHeader, id: bigint, ttl: n
 }
 
 export function printTimeToLive(d: Display, r: { header: ResponseHeader; id: bigint; ttl: number; grantedTtl: number; keys: Buffer[] }, keys: boolean): void {
+  if (d.format === 'table') unsupported(d);
   if (d.format === 'json') {
     const ks = r.keys.length === 0 ? 'null' : '[' + r.keys.map((k) => JSON.stringify(k.toString('base64'))).join(',') + ']';
     return out(jobj([...jHeaderMembers(r.header), ['id', String(r.id)], ['ttl', String(r.ttl)], ['granted-ttl', String(r.grantedTtl)], ['keys', ks]]) + '\n');
@@ -214,6 +223,7 @@ export function printTimeToLive(d: Display, r: { header: ResponseHeader; id: big
 }
 
 export function printLeases(d: Display, h: ResponseHeader, ids: bigint[]): void {
+  if (d.format === 'table') unsupported(d);
   if (d.format === 'json') return out(jobj([...jHeaderMembers(h), ['leases', '[' + ids.map((id) => `{"id":${id}}`).join(',') + ']']]) + '\n');
   if (d.format === 'fields') {
     fHdr(h);
@@ -369,6 +379,7 @@ export function printEndpointHealth(d: Display, list: EpHealth[]): void {
 const ALARM_ENUM: Record<string, [number, string]> = { none: [0, 'NONE'], nospace: [1, 'NOSPACE'], corrupt: [2, 'CORRUPT'] };
 
 export function printAlarm(d: Display, h: ResponseHeader | null, alarms: Alarm[]): void {
+  if (d.format === 'table') unsupported(d);
   if (d.format === 'json') {
     const as = alarms.map((a) => jobj([onum('memberID', a.memberId), onum('alarm', ALARM_ENUM[a.alarm][0])]));
     const hdr = h === null ? null : jHeader(h);
@@ -395,4 +406,40 @@ export function printTable(hdr: string[], rows: string[][]): void {
   out(line + '|' + hdr.map((h, i) => ' ' + center(h, w[i]) + ' ').join('|') + '|\n' + line);
   for (const r of rows) out('|' + r.map((c, i) => ' ' + ' '.repeat(w[i] - [...c].length) + c + ' ').join('|') + '|\n');
   out(line);
+}
+
+/** etcdctl's printerUnsupported: the call has been made; only printing fails. */
+export function unsupported(d: Display): never {
+  return exitWithError(Exit.BadFeature, `${d.format} not supported as output format`);
+}
+
+/** Go's %16x: hex, space-padded to 16. */
+export function hexPad16(id: bigint): string {
+  return id.toString(16).padStart(16, ' ');
+}
+
+function jMembers(h: ResponseHeader, members: Member[], extra: JM[] = []): string {
+  return jobj([['header', jHeader(h)], ...extra, jArr('members', members.map(jMember))]);
+}
+
+export function printMemberAdd(d: Display, r: { header: ResponseHeader; member: Member; members: Member[] }): void {
+  if (d.format === 'json') return out(jMembers(r.header, r.members, [['member', jMember(r.member)]]) + '\n');
+  if (d.format !== 'simple') unsupported(d);
+  out(`Member ${hexPad16(r.member.id)} added to cluster ${hexPad16(r.header.clusterId)}\n`);
+}
+
+/** member remove / update / promote */
+export function printMemberChange(d: Display, verb: 'removed from' | 'updated in' | 'promoted in', id: bigint, r: { header: ResponseHeader; members: Member[] }): void {
+  if (d.format === 'json') return out(jMembers(r.header, r.members) + '\n');
+  if (d.format !== 'simple') unsupported(d);
+  out(`Member ${hexPad16(id)} ${verb} cluster ${hexPad16(r.header.clusterId)}\n`);
+}
+
+export function printMoveLeader(d: Display, leader: bigint, target: bigint, h: ResponseHeader): void {
+  if (d.format === 'json') {
+    const hdr = jHeader(h);
+    return out(jobj([hdr === '{}' ? null : ['header', hdr]]) + '\n');
+  }
+  if (d.format !== 'simple') unsupported(d);
+  out(`Leadership transferred from ${leader.toString(16)} to ${target.toString(16)}\n`);
 }

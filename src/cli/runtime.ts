@@ -33,9 +33,26 @@ export function err(s: string | Buffer): void {
   process.stderr.write(s);
 }
 
+/**
+ * Colour, only for a human at a terminal: never when the stream is a pipe or a file (so
+ * scripts and the golden tests see etcdctl's bytes), and never with NO_COLOR set.
+ */
+export type Colour = 'red' | 'green' | 'yellow';
+const SGR: Record<Colour, string> = { red: '31', green: '32', yellow: '33' };
+
+export function paint(stream: NodeJS.WriteStream, colour: Colour, text: string): string {
+  if (stream.isTTY !== true || (process.env.NO_COLOR ?? '') !== '') return text;
+  return `\x1b[${SGR[colour]}m${text}\x1b[0m`;
+}
+
+/** "Error:" as etcdctl prints it, red on a terminal. */
+export function errorLabel(): string {
+  return paint(process.stderr, 'red', 'Error:');
+}
+
 /** etcdctl's ExitWithError: "Error: <msg>" on stderr, then exit. */
 export function exitWithError(code: number, msg: string): never {
-  err(`Error: ${msg}\n`);
+  err(`${errorLabel()} ${msg}\n`);
   throw new CliExit(code);
 }
 

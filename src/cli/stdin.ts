@@ -54,3 +54,40 @@ export class StdinReader {
     if (this.started) process.stdin.pause();
   }
 }
+
+/**
+ * Ask for a password as etcdctl (speakeasy) does: the prompt on stdout, the answer read
+ * without echo when stdin is a terminal, else one line of stdin ('' at EOF).
+ */
+export async function askPassword(stdin: StdinReader, prompt: string): Promise<string> {
+  process.stdout.write(prompt);
+  if (!process.stdin.isTTY) {
+    const line = await stdin.readLine();
+    process.stdout.write('\n');
+    return (line ?? '').replace(/\r?\n$/, '');
+  }
+  process.stdin.setRawMode(true);
+  process.stdin.resume();
+  let answer = '';
+  try {
+    await new Promise<void>((resolve) => {
+      const onData = (d: Buffer): void => {
+        for (const ch of d.toString('utf8')) {
+          if (ch === '\r' || ch === '\n' || ch === '\u0004') {
+            process.stdin.off('data', onData);
+            return resolve();
+          }
+          if (ch === '\u0003') process.exit(130);
+          if (ch === '\u007f') answer = answer.slice(0, -1);
+          else answer += ch;
+        }
+      };
+      process.stdin.on('data', onData);
+    });
+  } finally {
+    process.stdin.setRawMode(false);
+    process.stdin.pause();
+  }
+  process.stdout.write('\n');
+  return answer;
+}

@@ -17,7 +17,8 @@ import {
   type PutResult,
 } from './kv';
 import { header, type ResponseHeader } from './convert';
-import { Pool, type CallOptions } from './pool';
+import { AuthClient } from './auth';
+import { Pool, type CallOptions, type Credentials, type TlsOptions } from './pool';
 import { ClusterClient, MaintenanceClient } from './cluster';
 import { LeaseClient } from './lease';
 import { WatchHub, type Watcher, type WatchOptions } from './watch';
@@ -30,6 +31,10 @@ export interface ClientOptions {
   dialTimeoutMs?: number;
   /** Default deadline of every call, failover and retries included (default 10000). */
   requestTimeoutMs?: number;
+  /** Authenticate as this user; the token goes with every call and is renewed when the server rejects it. */
+  credentials?: Credentials;
+  /** TLS for https:// endpoints (and for endpoints without a scheme): CA, client certificate, key. */
+  tls?: TlsOptions;
 }
 
 const DEFAULT_DIAL_TIMEOUT_MS = 2_000;
@@ -48,15 +53,21 @@ export class Client {
   readonly cluster: ClusterClient;
   /** status, hashKV, alarm, defragment, moveLeader, snapshot. */
   readonly maintenance: MaintenanceClient;
+  /** Authentication: enable/disable, users, roles, permissions. */
+  readonly auth: AuthClient;
 
   constructor(opts: ClientOptions) {
-    this.pool = new Pool(opts.endpoints, opts.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS, opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+    this.pool = new Pool(opts.endpoints, opts.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS, opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, {
+      tls: opts.tls,
+      credentials: opts.credentials,
+    });
     this.watchHub = new WatchHub(this.pool);
     this.onClose(() => this.watchHub.close());
     this.lease = new LeaseClient(this.pool);
     this.onClose(() => this.lease.hub.close());
     this.cluster = new ClusterClient(this.pool);
     this.maintenance = new MaintenanceClient(this.pool);
+    this.auth = new AuthClient(this.pool);
   }
 
   /**

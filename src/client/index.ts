@@ -16,7 +16,8 @@
 export { Client, type ClientOptions } from './client';
 export { KeyValue, type KeyLike, type ResponseHeader } from './convert';
 export * from './errors';
-export { ConnectFailedError, type CallOptions } from './pool';
+export { ConnectFailedError, type CallOptions, type Credentials, type TlsOptions } from './pool';
+export { AuthClient, type AuthHeaderResult, type Permission, type PermissionType } from './auth';
 export {
   compare,
   op,

@@ -1,5 +1,7 @@
+import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { CanceledError, ClientClosedError, DeadlineExceededError, EtcdError, NoLeaderError, RequestTimedOutError, UnavailableError, fromGrpc } from './errors';
+import { AuthMethods } from './auth';
+import { AuthNotEnabledError, CanceledError, InvalidAuthTokenError, ClientClosedError, DeadlineExceededError, EtcdError, NoLeaderError, RequestTimedOutError, UnavailableError, fromGrpc } from './errors';
 import type { Method } from './methods';
 
 // The connection layer: one grpc-js channel per endpoint; calls go to one pinned endpoint
@@ -39,17 +41,46 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_send_message_length': -1,
 };
 
+/** TLS for https:// endpoints (and endpoints given without a scheme when this is set). */
+export interface TlsOptions {
+  /** Trusted CA bundle (PEM): contents, or a file path. Default: the system's roots. */
+  ca?: Buffer | string;
+  /** Client certificate chain (PEM), for servers with --client-cert-auth: contents or path. */
+  cert?: Buffer | string;
+  /** The client certificate's private key (PEM): contents or path. */
+  key?: Buffer | string;
+  /** Accept any server certificate (testing only; as etcdctl's --insecure-skip-tls-verify). */
+  insecureSkipVerify?: boolean;
+}
+
+/** User name and password: the client authenticates and sends the token with every call. */
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+function pem(v: Buffer | string | undefined): Buffer | null {
+  if (v === undefined) return null;
+  return Buffer.isBuffer(v) ? v : fs.readFileSync(v);
+}
+
+function channelCredentials(tls: TlsOptions): grpc.ChannelCredentials {
+  const verify: grpc.VerifyOptions = tls.insecureSkipVerify === true ? { rejectUnauthorized: false, checkServerIdentity: () => undefined } : {};
+  return grpc.credentials.createSsl(pem(tls.ca), pem(tls.key), pem(tls.cert), verify);
+}
+
 export class Endpoint {
   readonly client: grpc.Client;
   /** host:port */
   readonly target: string;
   downUntilMs = 0;
 
-  constructor(readonly url: string) {
+  /** http:// is plain text, https:// TLS; without a scheme, TLS when tls options are given (as etcd's clientv3). */
+  constructor(readonly url: string, tls?: TlsOptions) {
     const m = /^(https?):\/\/(.+?)\/?$/.exec(url);
-    const secure = m !== null && m[1] === 'https';
+    const secure = m !== null ? m[1] === 'https' : tls !== undefined && !url.startsWith('unix:');
     this.target = m !== null ? m[2] : url;
-    const creds = secure ? grpc.credentials.createSsl() : grpc.credentials.createInsecure();
+    const creds = secure ? channelCredentials(tls ?? {}) : grpc.credentials.createInsecure();
     this.client = new grpc.Client(this.target, creds, CHANNEL_OPTIONS);
   }
 }
@@ -97,13 +128,53 @@ export class Pool {
   private active = 0;
   private closed = false;
 
+  /** The auth token sent as gRPC metadata `token` (etcd clientv3's key), once authenticated; '' when the server has auth off. */
+  private token: string | null = null;
+  private authenticating: Promise<void> | null = null;
+  /** @internal Told when credentials were given but the server has authentication disabled (cairnctl logs it as etcdctl does). */
+  onAuthNotEnabled: ((err: EtcdError) => void) | undefined;
+
   constructor(
     urls: readonly string[],
     readonly dialTimeoutMs: number,
     readonly requestTimeoutMs: number,
+    private readonly security: { tls?: TlsOptions; credentials?: Credentials } = {},
   ) {
     if (urls.length === 0) throw new TypeError('cairn client: at least one endpoint is required');
-    this.endpoints = urls.map((u) => new Endpoint(u));
+    this.endpoints = urls.map((u) => new Endpoint(u, security.tls));
+  }
+
+  /** Metadata for a call: the auth token when there is one. */
+  metadata(base = new grpc.Metadata()): grpc.Metadata {
+    if (this.token !== null && this.token !== '' && base.get('token').length === 0) base.set('token', this.token);
+    return base;
+  }
+
+  /** With credentials and no token yet: authenticate (one request shared by concurrent calls). */
+  private async ensureToken(ep: Endpoint, deadlineMs: number, signal?: AbortSignal): Promise<void> {
+    const creds = this.security.credentials;
+    if (creds === undefined || this.token !== null) return;
+    this.authenticating ??= this.callOnce(ep, AuthMethods.Authenticate, { name: creds.username, password: creds.password }, deadlineMs, signal, new grpc.Metadata())
+      .then(
+        (r) => {
+          this.token = r.token ?? '';
+        },
+        (e: unknown) => {
+          // As etcd's clientv3: credentials for a server without authentication are not an error.
+          const err = fromGrpc(e);
+          if (!(err instanceof AuthNotEnabledError)) throw err;
+          this.token = '';
+          this.onAuthNotEnabled?.(err);
+        },
+      )
+      .finally(() => {
+        this.authenticating = null;
+      });
+    try {
+      await this.authenticating;
+    } catch (e) {
+      throw fromGrpc(e);
+    }
   }
 
   get isClosed(): boolean {
@@ -153,14 +224,25 @@ export class Pool {
         await this.ready(ep, Math.min(deadlineMs, now + this.dialTimeoutMs), failFast, signal);
         if (only === undefined) this.active = this.endpoints.indexOf(ep);
         ep.downUntilMs = 0;
-        return ep;
       } catch (e) {
         const err = fromGrpc(e);
         if (!(err instanceof ConnectFailedError)) throw err;
         lastErr = err;
         if (only === undefined) this.markDown(ep);
         else await sleep(Math.min(RETRY_BACKOFF_MAX_MS, Math.max(0, deadlineMs - Date.now())), signal);
+        continue;
       }
+      try {
+        await this.ensureToken(ep, deadlineMs, signal);
+      } catch (e) {
+        // The member went away between connecting and authenticating: try the next one.
+        const err = fromGrpc(e);
+        if (only !== undefined || err.code !== grpc.status.UNAVAILABLE) throw err;
+        lastErr = err;
+        this.markDown(ep);
+        continue;
+      }
+      return ep;
     }
   }
 
@@ -197,6 +279,7 @@ export class Pool {
   async unary<Req, Res>(m: Method<Req, Res>, req: Req, opts: CallOptions = {}, route: RouteOptions = {}): Promise<Res> {
     const idempotent = route.idempotent ?? m.idempotent;
     const deadlineMs = Date.now() + (opts.timeoutMs ?? this.requestTimeoutMs);
+    let reauthenticated = false;
     for (let attempt = 0; ; attempt++) {
       const ep = await this.pickReady(deadlineMs, opts.signal, route.endpoint);
       try {
@@ -205,6 +288,12 @@ export class Pool {
         const err = fromGrpc(e);
         if (opts.signal?.aborted) throw abortError(opts.signal);
         if (this.closed) throw this.closedError();
+        // An expired or revoked token: authenticate again, once, and resend (etcd's clientv3 does the same).
+        if (err instanceof InvalidAuthTokenError && this.security.credentials !== undefined && !reauthenticated) {
+          reauthenticated = true;
+          this.token = null;
+          continue;
+        }
         if (route.endpoint !== undefined || !isRetriable(err, idempotent)) throw err;
         if (isEndpointFault(err)) this.markDown(ep);
         const backoffMs = Math.min(RETRY_BACKOFF_MAX_MS, RETRY_BACKOFF_MIN_MS * 2 ** attempt);
@@ -214,10 +303,10 @@ export class Pool {
     }
   }
 
-  private callOnce<Req, Res>(ep: Endpoint, m: Method<Req, Res>, req: Req, deadlineMs: number, signal?: AbortSignal): Promise<Res> {
+  private callOnce<Req, Res>(ep: Endpoint, m: Method<Req, Res>, req: Req, deadlineMs: number, signal?: AbortSignal, md?: grpc.Metadata): Promise<Res> {
     return new Promise((resolve, reject) => {
       const onAbort = (): void => call.cancel();
-      const call = ep.client.makeUnaryRequest(m.path, m.serialize, m.deserialize, req, new grpc.Metadata(), { deadline: deadlineMs }, (err, res) => {
+      const call = ep.client.makeUnaryRequest(m.path, m.serialize, m.deserialize, req, md ?? this.metadata(), { deadline: deadlineMs }, (err, res) => {
         signal?.removeEventListener('abort', onAbort);
         if (err) reject(err);
         else if (res === undefined) reject(new EtcdError(grpc.status.INTERNAL, `cairn client: empty response from ${m.path}`));
@@ -228,11 +317,11 @@ export class Pool {
   }
 
   bidi<Req, Res>(ep: Endpoint, m: Method<Req, Res>, metadata = new grpc.Metadata()): grpc.ClientDuplexStream<Req, Res> {
-    return ep.client.makeBidiStreamRequest(m.path, m.serialize, m.deserialize, metadata, {});
+    return ep.client.makeBidiStreamRequest(m.path, m.serialize, m.deserialize, this.metadata(metadata), {});
   }
 
   serverStream<Req, Res>(ep: Endpoint, m: Method<Req, Res>, req: Req, deadlineMs?: number): grpc.ClientReadableStream<Res> {
-    return ep.client.makeServerStreamRequest(m.path, m.serialize, m.deserialize, req, new grpc.Metadata(), deadlineMs === undefined ? {} : { deadline: deadlineMs });
+    return ep.client.makeServerStreamRequest(m.path, m.serialize, m.deserialize, req, this.metadata(), deadlineMs === undefined ? {} : { deadline: deadlineMs });
   }
 
   close(): void {

@@ -220,11 +220,11 @@ describe('cairnctl against etcdctl', () => {
     await compare('etcd', few);
   }, 240_000);
 
-  it('refuses the TLS / auth flags it does not implement yet, with exit code 4', async () => {
+  it('refuses DNS SRV discovery, which it does not implement, with exit code 4', async () => {
     const srv = await startCairn();
-    const r = await cairnctl(srv.endpoint, ['--user', 'root', 'get', 'k1']);
+    const r = await cairnctl(srv.endpoint, ['--discovery-srv', 'example.com', 'get', 'k1']);
     expect(r.code).toBe(4);
-    expect(r.stderr).toMatch(/^Error: --user is not supported by cairnctl yet/);
+    expect(r.stderr).toMatch(/^Error: --discovery-srv is not supported by cairnctl/);
   }, 60_000);
 
   it('snapshot save writes the member backend', async () => {
