@@ -1,14 +1,14 @@
 /**
  * user / role / auth commands and --user / --password: etcdctl and cairnctl run the same
  * steps, each against its own fresh server of the same kind, and must print the same.
- * cairn's server does not implement auth yet, so the targets are a real etcd 3.4 by
- * default; CAIRNCTL_AUTH_TARGETS=etcd,cairn runs the same scenario on cairn as well.
+ * Both servers by default: a real etcd 3.4 and cairn (CAIRNCTL_AUTH_TARGETS=etcd or =cairn
+ * runs one).
  */
 import { afterAll, describe, it } from 'vitest';
 import { cleanupAll, startCairn, startEtcd, type ServerProc } from '../../bench/lib/procs';
 import { expectSame, runSteps, type GStep } from './golden-lib';
 
-const TARGETS = (process.env.CAIRNCTL_AUTH_TARGETS ?? 'etcd').split(',').filter((t): t is 'etcd' | 'cairn' => t === 'etcd' || t === 'cairn');
+const TARGETS = (process.env.CAIRNCTL_AUTH_TARGETS ?? 'etcd,cairn').split(',').filter((t): t is 'etcd' | 'cairn' => t === 'etcd' || t === 'cairn');
 
 afterAll(async () => {
   await cleanupAll();

@@ -1,6 +1,6 @@
 /**
- * A 3-member cairn cluster with TLS everywhere and auth on, driven by etcd's etcdctl as an
- * operator would: https client URLs with --client-cert-auth, https peer URLs with
+ * A 3-member cairn cluster with TLS everywhere and auth on, driven by etcd's etcdctl and by
+ * cairnctl as an operator would: https client URLs with --client-cert-auth, https peer URLs with
  * --peer-client-cert-auth, all certificates from one test CA (made with openssl per run).
  *
  * - allowed paths work through every member (tokens are known cluster-wide), denied paths
@@ -13,11 +13,15 @@
  *
  *   npx vitest run test/e2e/security-cluster.test.ts     (after `npm run build`)
  */
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctl, freePort, makeTempDir, repoRoot } from '../../bench/lib/procs';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { etcdserverpb: pb } = require('../../dist/src/gen/proto') as typeof import('../../src/gen/proto');
 
 let dir: string;
 const children: ChildProcess[] = [];
@@ -88,7 +92,7 @@ async function spawnMember(name: string, clientPort: number, peerPort: number, f
 const serverFlags = (): string[] => [
   '--cert-file', f('server.pem'), '--key-file', f('server.key'), '--trusted-ca-file', f('ca.pem'), '--client-cert-auth',
   '--peer-cert-file', f('peer.pem'), '--peer-key-file', f('peer.key'), '--peer-trusted-ca-file', f('ca.pem'), '--peer-client-cert-auth',
-  '--peer-cert-allowed-cn', 'cairn-peer', '--peer-crl-file', f('crl.pem'), '--bcrypt-cost', '4',
+  '--peer-cert-allowed-cn', 'cairn-peer', '--peer-crl-file', f('crl.pem'), '--bcrypt-cost', '4', '--auth-token-ttl', '3',
 ];
 
 async function startCluster(n: number, flags: () => string[], scheme = 'https'): Promise<Member[]> {
@@ -105,20 +109,34 @@ const tlsAs = (who: 'root' | 'alice' | 'none'): string[] => [
 /** A client certificate is required on these ports: token users still present one (CN alice, a user without roles). */
 const asUser = (user: string): string[] => [...tlsAs('alice'), '--user', user];
 
-async function ctl(endpoint: string, args: string[], expectFailure = false): Promise<{ code: number; stdout: string; stderr: string }> {
-  const timeouts = expectFailure ? ['--dial-timeout', '1s', '--command-timeout', '2s'] : ['--dial-timeout', '3s', '--command-timeout', '10s'];
-  return etcdctl(endpoint, [...timeouts, ...args], { timeoutMs: 30_000 });
+type Tool = 'etcdctl' | 'cairnctl';
+
+/** cairnctl takes etcdctl's command line; run from this checkout's build. */
+function cairnctl(endpoint: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETCDCTL_')) env[k] = v;
+  return new Promise((resolve) => {
+    execFile(process.execPath, [join(repoRoot(), 'dist', 'src', 'bin', 'cairnctl.js'), '--endpoints', endpoint, ...args], { env, timeout: 30_000 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1;
+      resolve({ code, stdout, stderr });
+    });
+  });
 }
 
-async function ok(endpoint: string, args: string[]): Promise<string> {
-  const r = await ctl(endpoint, args);
-  expect(r.code, `etcdctl ${args.join(' ')}\n${r.stderr}`).toBe(0);
+async function ctl(endpoint: string, args: string[], expectFailure = false, tool: Tool = 'etcdctl'): Promise<{ code: number; stdout: string; stderr: string }> {
+  const timeouts = expectFailure ? ['--dial-timeout', '1s', '--command-timeout', '2s'] : ['--dial-timeout', '3s', '--command-timeout', '10s'];
+  return tool === 'etcdctl' ? etcdctl(endpoint, [...timeouts, ...args], { timeoutMs: 30_000 }) : cairnctl(endpoint, [...timeouts, ...args]);
+}
+
+async function ok(endpoint: string, args: string[], tool: Tool = 'etcdctl'): Promise<string> {
+  const r = await ctl(endpoint, args, false, tool);
+  expect(r.code, `${tool} ${args.join(' ')}\n${r.stderr}`).toBe(0);
   return r.stdout;
 }
 
-async function denied(endpoint: string, args: string[], message: string): Promise<void> {
-  const r = await ctl(endpoint, args);
-  expect(r.code, `etcdctl ${args.join(' ')} should fail`).not.toBe(0);
+async function denied(endpoint: string, args: string[], message: string, tool: Tool = 'etcdctl'): Promise<void> {
+  const r = await ctl(endpoint, args, false, tool);
+  expect(r.code, `${tool} ${args.join(' ')} should fail`).not.toBe(0);
   expect(r.stderr).toContain(message);
 }
 
@@ -156,13 +174,14 @@ describe('a 3-member cluster with client and peer TLS and auth on', () => {
     await ok(e, [...root, 'auth', 'enable']);
   }, 120_000);
 
-  it('allowed paths work on every member: by password (token) and by certificate common name', async () => {
-    await ok(members[0].client, [...asUser('bob:bobpw'), 'put', '/app/k', 'v1']);
+  it.each(['etcdctl', 'cairnctl'] as const)('%s: allowed paths work on every member: by password (token) and by certificate common name', async (tool) => {
+    await ok(members[0].client, [...asUser('bob:bobpw'), 'put', '/app/k', 'v1'], tool);
     for (const m of members) {
-      expect(await ok(m.client, [...asUser('bob:bobpw'), 'get', '/app/k', '--print-value-only'])).toBe('v1\n');
+      expect(await ok(m.client, [...asUser('bob:bobpw'), 'get', '/app/k', '--print-value-only'], tool)).toBe('v1\n');
       // CN=root, no token: the certificate's user.
-      expect(await ok(m.client, [...tlsAs('root'), 'get', '/secret', '--print-value-only'])).toBe('s\n');
+      expect(await ok(m.client, [...tlsAs('root'), 'get', '/secret', '--print-value-only'], tool)).toBe('s\n');
     }
+    expect(await ok(members[1].client, [...tlsAs('root'), 'user', 'get', 'bob'], tool)).toBe('User: bob\nRoles: app\n');
     expect(await ok(members[1].client, [...tlsAs('root'), 'user', 'list'])).toBe('alice\nbob\nroot\n');
     // Members publish their client URLs shortly after they start: wait for all three.
     const deadline = Date.now() + 10_000;
@@ -176,25 +195,56 @@ describe('a 3-member cluster with client and peer TLS and auth on', () => {
     await ok(members[2].client, [...tlsAs('root'), 'endpoint', 'health', '--cluster']);
   }, 60_000);
 
-  it('denied paths are denied with etcd\'s errors on every member', async () => {
+  it.each(['etcdctl', 'cairnctl'] as const)('%s: denied paths are denied with etcd\'s errors on every member', async (tool) => {
     for (const m of members) {
-      await denied(m.client, [...asUser('bob:bobpw'), 'get', '/secret'], 'etcdserver: permission denied');
-      await denied(m.client, [...asUser('bob:bobpw'), 'put', '/secret', 'x'], 'etcdserver: permission denied');
-      await denied(m.client, [...asUser('bob:bobpw'), 'user', 'list'], 'etcdserver: permission denied');
-      await denied(m.client, [...asUser('bob:wrong'), 'get', '/app/k'], 'etcdserver: authentication failed, invalid user ID or password');
+      await denied(m.client, [...asUser('bob:bobpw'), 'get', '/secret'], 'etcdserver: permission denied', tool);
+      await denied(m.client, [...asUser('bob:bobpw'), 'put', '/secret', 'x'], 'etcdserver: permission denied', tool);
+      await denied(m.client, [...asUser('bob:bobpw'), 'user', 'list'], 'etcdserver: permission denied', tool);
+      await denied(m.client, [...asUser('bob:wrong'), 'get', '/app/k'], 'etcdserver: authentication failed, invalid user ID or password', tool);
       // CN=alice: a user with no roles.
-      await denied(m.client, [...tlsAs('alice'), 'get', '/app/k'], 'etcdserver: permission denied');
-      await denied(m.client, [...tlsAs('alice'), 'member', 'add', 'x', '--peer-urls', 'https://127.0.0.1:1'], 'etcdserver: permission denied');
+      await denied(m.client, [...tlsAs('alice'), 'get', '/app/k'], 'etcdserver: permission denied', tool);
+      await denied(m.client, [...tlsAs('alice'), 'member', 'add', 'x', '--peer-urls', 'https://127.0.0.1:1'], 'etcdserver: permission denied', tool);
       // A user without a password cannot authenticate with one.
-      await denied(m.client, [...asUser('alice:anything'), 'get', '/app/k'], 'etcdserver: authentication failed, invalid user ID or password');
+      await denied(m.client, [...asUser('alice:anything'), 'get', '/app/k'], 'etcdserver: authentication failed, invalid user ID or password', tool);
     }
-    const w = await ctl(members[1].client, [...asUser('bob:bobpw'), 'watch', '/secret']);
+    const w = await ctl(members[1].client, [...asUser('bob:bobpw'), 'watch', '/secret'], false, tool);
     expect(w.stdout + w.stderr).toContain('permission denied');
   }, 90_000);
+
+  it('a token is known on every member and refused everywhere once it expired (--auth-token-ttl 3)', async () => {
+    const creds = grpc.credentials.createSsl(readFileSync(f('ca.pem')), readFileSync(f('client-alice.key')), readFileSync(f('client-alice.pem')));
+    const clients = members.map((m) => new grpc.Client(m.client.replace('https://', ''), creds));
+    const unary = <T>(c: grpc.Client, method: string, req: Uint8Array, decode: (b: Buffer) => T, token?: string): Promise<T> =>
+      new Promise((resolve, reject) => {
+        const md = new grpc.Metadata();
+        if (token) md.set('token', token);
+        c.makeUnaryRequest(method, (b: Uint8Array) => Buffer.from(b), decode, req, md, { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(err) : resolve(res as T)));
+      });
+    try {
+      const auth = await unary(clients[0], '/etcdserverpb.Auth/Authenticate', pb.AuthenticateRequest.encode({ name: 'bob', password: 'bobpw' }).finish(), (b) => pb.AuthenticateResponse.decode(b));
+      const range = pb.RangeRequest.encode({ key: Buffer.from('/app/k') }).finish();
+      for (const c of clients) {
+        const r = await unary(c, '/etcdserverpb.KV/Range', range, (b) => pb.RangeResponse.decode(b), auth.token);
+        expect(r.kvs).toHaveLength(1);
+      }
+      await new Promise((r) => setTimeout(r, 4500));
+      for (const c of clients) {
+        const err = await unary(c, '/etcdserverpb.KV/Range', range, (b) => pb.RangeResponse.decode(b), auth.token).then(
+          () => undefined,
+          (e: grpc.ServiceError) => e,
+        );
+        expect(err?.code).toBe(grpc.status.UNAUTHENTICATED);
+        expect(err?.details).toBe('etcdserver: invalid auth token');
+      }
+    } finally {
+      for (const c of clients) c.close();
+    }
+  }, 60_000);
 
   it('a plain-text client cannot talk to the TLS port; a client without a certificate is refused', async () => {
     const port = members[0].client.split(':').pop()!;
     const plain = await ctl(`http://127.0.0.1:${port}`, ['get', '/app/k'], true);
+    expect((await ctl(`http://127.0.0.1:${port}`, ['get', '/app/k'], true, 'cairnctl')).code).not.toBe(0);
     expect(plain.code).not.toBe(0);
     const noCert = await ctl(members[0].client, [...tlsAs('none'), '--user', 'bob:bobpw', 'get', '/app/k'], true);
     expect(noCert.code).not.toBe(0);
