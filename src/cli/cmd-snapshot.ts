@@ -9,7 +9,7 @@ import { b, s, type Command } from './cmd';
 import { humanizeBytes, jobj, zapEpoch } from './gofmt';
 import { printTable, unsupported, type Display } from './printers';
 import { Exit, err, exitWithError, out } from './runtime';
-import type { DbStatus } from './snapshot-offline';
+import { offlineSnapshots, type DbStatus } from './offline';
 
 /** A one-line progress bar on stderr, drawn only when stderr is a terminal. */
 export class Progress {
@@ -42,11 +42,6 @@ function printDbStatus(d: Display, ds: DbStatus): void {
   out(row.join(', ') + '\n');
 }
 
-/** Loaded only by the two offline commands (it brings in the server's storage code). */
-async function offline(): Promise<typeof import('./snapshot-offline')> {
-  return import('./snapshot-offline');
-}
-
 function zapInfo(caller: string, msg: string, fields: Record<string, unknown>): void {
   err(JSON.stringify({ level: 'info', ts: Number(zapEpoch()), caller, msg, ...fields }) + '\n');
 }
@@ -62,12 +57,12 @@ export const SNAPSHOT_STATUS: Command = {
     if (args.length !== 1) exitWithError(Exit.BadArgs, 'snapshot status requires exactly one argument');
     // etcdctl's initDisplayFromCmd (the offline commands have no client to do it).
     if (!['simple', 'json', 'fields', 'table', 'protobuf'].includes(ctx.display.format)) exitWithError(Exit.BadFeature, 'unsupported output format');
-    const { snapshotStatus, SnapshotFileError } = await offline();
+    const { snapshotStatus, isFileError } = await offlineSnapshots();
     let ds: DbStatus;
     try {
       ds = await snapshotStatus(args[0]);
     } catch (e) {
-      return exitWithError(Exit.Error, e instanceof SnapshotFileError ? e.message : 'invalid database');
+      return exitWithError(Exit.Error, isFileError(e) ? (e as Error).message : 'invalid database');
     }
     printDbStatus(ctx.display, ds);
   },
@@ -92,7 +87,7 @@ export const SNAPSHOT_RESTORE: Command = {
     const name = f.str('name');
     const dataDir = f.str('data-dir') || `${name}.etcd`;
     const walDir = f.str('wal-dir');
-    const { snapshotRestore, validateRestore, SnapshotFileError } = await offline();
+    const { snapshotRestore, validateRestore, isFileError } = await offlineSnapshots();
     const progress = new Progress('restoring');
     const where = { path: args[0], 'wal-dir': walDir || `${dataDir}/member/wal`, 'data-dir': dataDir };
     const opts = {
@@ -117,7 +112,7 @@ export const SNAPSHOT_RESTORE: Command = {
       zapInfo('snapshot/v3_snapshot.go:309', 'restored snapshot', where);
     } catch (e) {
       progress.done();
-      return exitWithError(Exit.Error, e instanceof SnapshotFileError ? e.message : e instanceof Error ? e.message : String(e));
+      return exitWithError(Exit.Error, isFileError(e) ? (e as Error).message : e instanceof Error ? e.message : String(e));
     }
   },
 };

@@ -1,7 +1,8 @@
 /**
- * `snapshot status` and `snapshot restore`: cairn snapshot files read and turned into a
- * data dir offline. This is the one part of cairnctl that knows the server's on-disk
- * formats, and it does not copy them: it uses the server's own snapshot reader
+ * `cairnctl snapshot status` and `snapshot restore`: cairn snapshot files read and turned
+ * into a data dir offline. The CLI knows no server code (src/cli imports only the client):
+ * the cairnctl entry point hands it this module (see cli/offline.ts). It does not copy the
+ * server's on-disk formats: it uses the server's own snapshot reader
  * (server/snapshot.ts), LevelDB backend, membership table, member metadata and WAL, the
  * same way a member installs a leader's snapshot and `--force-new-cluster` rewrites a WAL.
  *
@@ -13,27 +14,20 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import type { DbStatus, OfflineSnapshots, RestoreOptions, RestoredCluster } from '../cli/offline';
 import { Backend } from '../mvcc/backend';
 import { REV_PREFIX, parseRevKey } from '../mvcc/codec';
 import { MvccStore } from '../mvcc/store';
 import { encodeSnapshot } from '../raft/codec';
-import { computeClusterId, computeMemberId } from '../server/ids';
-import { encodeMemberMeta, parseInitialCluster, type ClusterMember, type MemberMeta } from '../server/member-meta';
-import { Membership } from '../server/membership';
-import { SNAPSHOT_MAGIC, loadSnapshotFile } from '../server/snapshot';
+import { computeClusterId, computeMemberId } from './ids';
+import { encodeMemberMeta, parseInitialCluster, type ClusterMember, type MemberMeta } from './member-meta';
+import { Membership } from './membership';
+import { SNAPSHOT_MAGIC, loadSnapshotFile } from './snapshot';
 import { Wal } from '../wal/wal';
 
 const SHA256_BYTES = 32;
 const SNAPSHOT_ALIGN_BYTES = 512;
 const MEMBER_PREFIX = 0x4d; // membership.ts's 'M' keys, replaced by the new cluster's members
-
-export interface DbStatus {
-  /** crc32c over every key and value, in key order (etcd's hash covers its bbolt buckets the same way). */
-  hash: number;
-  revision: number;
-  totalKey: number;
-  totalSize: number;
-}
 
 /** Errors that etcdctl would print with its own wording. */
 export class SnapshotFileError extends Error {}
@@ -87,19 +81,6 @@ export async function snapshotStatus(file: string): Promise<DbStatus> {
     }
   });
   return { hash, revision, totalKey, totalSize: fs.statSync(file).size };
-}
-
-export interface RestoreOptions {
-  file: string;
-  name: string;
-  dataDir: string;
-  walDir: string;
-  initialCluster: string;
-  initialClusterToken: string;
-  initialAdvertisePeerUrls: string[];
-  skipHashCheck: boolean;
-  /** Told the share of entries loaded so far (0..1), for a progress bar. */
-  onProgress?: (fraction: number) => void;
 }
 
 /** The new cluster's identity, derived from the flags as a fresh member derives it. */
@@ -172,3 +153,12 @@ async function build(o: RestoreOptions, meta: MemberMeta): Promise<MemberMeta> {
     await backend.close();
   }
 }
+
+/** What cairnctl's entry point gives the CLI. */
+export const offlineSnapshots: OfflineSnapshots = {
+  snapshotStatus,
+  validateRestore: (o: RestoreOptions): RestoredCluster => validateRestore(o),
+  snapshotRestore: (o: RestoreOptions): Promise<RestoredCluster> => snapshotRestore(o),
+  isFileError: (e: unknown): boolean => e instanceof SnapshotFileError,
+};
+export type { DbStatus };
