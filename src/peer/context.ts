@@ -17,9 +17,10 @@ export interface PeerHandlers {
 export interface TransportContext {
   /** 0n until a member joining an existing cluster learns it from the first peer that dials in. */
   clusterId: bigint;
-  /** Told once, when a joining member adopts the cluster ID of the first peer that dials in. */
-  readonly onClusterId: ((id: bigint) => void) | undefined;
-  readonly memberId: bigint;
+  /** Told once, when a joining member adopts the cluster ID (and its own member ID) from the first peer that dials in. */
+  readonly onClusterId: ((clusterId: bigint, memberId: bigint) => void) | undefined;
+  /** 0n for a member joining with no ID yet: the first peer that dials in names it (`member add` chose it). */
+  memberId: bigint;
   readonly log: Logger;
   readonly limits: Limits;
   readonly sockets: PeerSockets;

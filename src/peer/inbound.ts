@@ -96,11 +96,13 @@ export class InboundConnection {
     if (frame.type !== FrameType.Hello) throw new ProtocolError(`expected a handshake, got frame type ${frame.type}`);
     const hello = decodeHello(frame.body);
     this.from = hello.fromId;
-    if (this.ctx.clusterId === 0n && hello.clusterId !== 0n && hello.toId === this.ctx.memberId) {
-      // A member joining an existing cluster does not know its ID until a member dials it.
+    if (this.ctx.clusterId === 0n && hello.clusterId !== 0n && hello.toId !== 0n && (this.ctx.memberId === 0n || hello.toId === this.ctx.memberId)) {
+      // A member joining an existing cluster knows neither the cluster's ID nor its own
+      // (`member add` chose it) until a member of that cluster dials it.
       this.ctx.clusterId = hello.clusterId;
-      this.ctx.log.info({ cluster_id: idHex(hello.clusterId), from: idHex(hello.fromId) }, 'joined the cluster of the first peer that dialed in');
-      this.ctx.onClusterId?.(hello.clusterId);
+      this.ctx.memberId = hello.toId;
+      this.ctx.log.info({ cluster_id: idHex(hello.clusterId), member_id: idHex(hello.toId), from: idHex(hello.fromId) }, 'joined the cluster of the first peer that dialed in');
+      this.ctx.onClusterId?.(hello.clusterId, hello.toId);
     }
     let refusal = checkHello(hello, this.ctx.clusterId, this.ctx.memberId);
     if (refusal === undefined && hello.kind === StreamKind.Snapshot) {

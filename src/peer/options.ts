@@ -34,7 +34,7 @@ export interface PeerTransportOptions {
   /** uint64, full precision; 0n for a member joining an existing cluster (adopted from the first peer that dials in). */
   clusterId: bigint;
   /** Called when a joining member adopts the cluster ID (see clusterId). */
-  onClusterId?: (id: bigint) => void;
+  onClusterId?: (clusterId: bigint, memberId: bigint) => void;
   memberId: bigint;
   /** --listen-peer-urls: http://host:port (port 0: the OS picks, start() reports it), unix://path. */
   listenUrls: string[];

@@ -129,7 +129,7 @@ function validPeerUrl(u: string): boolean {
  * the first member that dials in.
  */
 function joinMeta(config: ServerConfig): MemberMeta {
-  const memberId = computeMemberId(config.initialAdvertisePeerUrls, MEMBER_ADD_TOKEN);
+  const memberId = 0n; // named by the first member that dials in (member add chose it)
   const members: ClusterMember[] = parseInitialCluster(config.initialCluster).map((m) => ({
     id: m.name === config.name ? memberId : computeMemberId(m.peerUrls, config.initialClusterToken),
     name: m.name,
@@ -243,8 +243,8 @@ export class CairnServer {
     if (config.forceNewCluster && !fresh && meta.members.length > 1) {
       ({ wal, contents, meta } = await forceNewCluster(config, walDir, wal, contents, meta, log));
     }
-    let adopted: Promise<bigint> | undefined;
-    let adopt: (id: bigint) => void = () => undefined;
+    let adopted: Promise<{ clusterId: bigint; memberId: bigint }> | undefined;
+    let adopt: (ids: { clusterId: bigint; memberId: bigint }) => void = () => undefined;
     if (joining) adopted = new Promise((resolve) => (adopt = resolve));
     else if (fresh) wal.appendMetadata(encodeMemberMeta(meta));
     const lastIndex = contents.entries.length ? contents.entries[contents.entries.length - 1].index : contents.snapshot?.index ?? 0;
@@ -270,15 +270,17 @@ export class CairnServer {
       };
       const sockets = peerSockets(peerSecurity);
       transport = new PeerTransport(
-        { clusterId: meta.clusterId, memberId: meta.memberId, listenUrls: config.listenPeerUrls, logger: log, onClusterId: (id) => adopt(id), sockets },
+        { clusterId: meta.clusterId, memberId: meta.memberId, listenUrls: config.listenPeerUrls, logger: log, onClusterId: (clusterId, memberId) => adopt({ clusterId, memberId }), sockets },
         handlers,
       );
       await transport.start();
       if (adopted) {
         // A member added with `member add` learns its cluster from the first member that
         // dials it (once the add is applied there), then starts with an empty log.
-        log.info({ member_id: idToHex(meta.memberId) }, 'waiting for a member of the existing cluster to dial in');
-        meta = { ...meta, clusterId: await adopted };
+        log.info({ name: meta.name }, 'waiting for a member of the existing cluster to dial in');
+        const ids = await adopted;
+        const self = meta.members.find((m) => m.name === meta.name)!;
+        meta = { ...meta, clusterId: ids.clusterId, memberId: ids.memberId, members: meta.members.map((m) => (m === self ? { ...m, id: ids.memberId } : m)) };
         wal.appendMetadata(encodeMemberMeta(meta));
       }
       const rl: RaftLog = new RaftLog({
@@ -832,7 +834,10 @@ export class CairnServer {
     if (peerUrls.length === 0 || !peerUrls.every(validPeerUrl)) return Promise.reject(Errors.memberBadUrls());
     const used = new Set(this.membership.list().flatMap((m) => m.peerUrls));
     if (peerUrls.some((u) => used.has(u))) return Promise.reject(Errors.peerUrlExists());
-    const id = computeMemberId(peerUrls, MEMBER_ADD_TOKEN);
+    // etcd mixes the time into a new member's ID, so a member removed and added again with
+    // the same URLs is a new member; the new process learns its ID from the first member
+    // that dials it.
+    const id = computeMemberId(peerUrls, `${MEMBER_ADD_TOKEN}:${Date.now()}`);
     if (this.membership.get(id) || this.membership.wasRemoved(id)) return Promise.reject(Errors.memberExists());
     const member: Member = { id, name: '', peerUrls, isLearner: r.isLearner === true };
     if (!member.isLearner && !this.enoughStartedAfter(1, undefined)) return Promise.reject(Errors.notEnoughStarted());

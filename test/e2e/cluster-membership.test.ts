@@ -98,6 +98,26 @@ describe('membership changes', () => {
     expect(unknown.stderr).toContain('etcdserver: member not found');
     await e.kill9();
     expect((await ctl(a, 'put', 'after', 'remove')).trim()).toBe('OK');
+
+    // The same URLs again, as a new member (etcd mixes the time into the ID): a new ID,
+    // and a fresh process that learns it from the cluster and catches up.
+    const port = (u: string): number => Number(new URL(u).port);
+    const e2 = new ClusterMember('e', port(e.endpoint), port(e.peerUrl), makeTempDir('cairn-member-e2-'));
+    extra.push(e2);
+    const again2 = await ctl(a, 'member', 'add', 'e', `--peer-urls=${e.peerUrl}`, '--learner');
+    const id2 = /Member +([0-9a-f]+) added/.exec(again2)![1];
+    expect(id2).not.toBe(id);
+    e2.args = startArgs(e2, /ETCD_INITIAL_CLUSTER="([^"]+)"/.exec(again2)![1]);
+    await e2.start(30_000);
+    const until = Date.now() + 20_000;
+    let value = '';
+    while (Date.now() < until && value !== 'remove') {
+      value = (await etcdctl(e2.endpoint, ['get', 'after', '--print-value-only', '--consistency=s'])).stdout.trim();
+      if (value !== 'remove') await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(value).toBe('remove');
+    expect(await ctl(a, 'member', 'remove', id2)).toMatch(new RegExp(`Member +${id2} removed from cluster`));
+    await e2.kill9();
   });
 
   it('a peer URL already in use is refused', async () => {
