@@ -111,9 +111,11 @@ describe('bench/lib/procs', () => {
       `const { spawn } = require('node:child_process');
 const c = spawn('/usr/bin/etcd', process.argv.slice(2), { stdio: ['ignore', 'pipe', 'pipe'] });
 let said = false;
+let seen = '';
 const onData = (b) => {
   process.stderr.write(b);
-  if (!said && b.toString().includes('serve client')) {
+  seen += b.toString(); // the line may come in pieces
+  if (!said && seen.includes('serve client')) {
     said = true;
     console.log(JSON.stringify({ level: 30, time: Date.now(), msg: 'ready to serve client requests' }));
   }
