@@ -323,6 +323,34 @@ describe('auth on cairn: what etcdctl cannot show', () => {
     }
   }, 60_000);
 
+  it('revoking a lease needs write access to every key attached to it; passwords never reach the logs', async () => {
+    const server = await startCairn({ extraArgs: ['--bcrypt-cost', '4', '--log-level', 'debug'] });
+    try {
+      await setUpUsers(server.endpoint);
+      const grant = await etcdctl(server.endpoint, [...alice, 'lease', 'grant', '600']);
+      expect(grant.code, grant.stderr).toBe(0);
+      const lease = /lease ([0-9a-f]+) granted/.exec(grant.stdout)![1];
+      // alice's lease, attached by root to a key outside alice's roles.
+      expect((await etcdctl(server.endpoint, [...root, 'put', '/outside', 'v', '--lease', lease])).code).toBe(0);
+      const revoke = await etcdctl(server.endpoint, [...alice, 'lease', 'revoke', lease]);
+      expect(revoke.code).not.toBe(0);
+      expect(revoke.stderr).toContain('etcdserver: permission denied');
+      // Attaching it to a key of her own is refused too: she could not revoke it afterwards.
+      const attach = await etcdctl(server.endpoint, [...alice, 'put', '/app/mine', 'v', '--lease', lease]);
+      expect(attach.stderr).toContain('etcdserver: permission denied');
+      expect((await etcdctl(server.endpoint, [...root, 'lease', 'revoke', lease])).code).toBe(0);
+      expect((await etcdctl(server.endpoint, [...root, 'get', '/outside'])).stdout).toBe('');
+      // Every password used above (set, changed, tried) is absent from the member's output.
+      expect((await etcdctl(server.endpoint, [...root, 'user', 'passwd', 'alice', '--interactive=false'], { input: 'Sup3r-secret-pw\n' })).code).toBe(0);
+      expect((await etcdctl(server.endpoint, ['--user', 'alice:Sup3r-secret-pw', 'get', '/app/x'])).code).toBe(0);
+      const logs = server.output();
+      expect(logs).toContain('ready to serve client requests'); // the output is captured
+      for (const pw of ['rootpw', 'alicepw', 'Sup3r-secret-pw']) expect(logs).not.toContain(pw);
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+
   it('users, roles and the auth switch survive a restart; tokens do not', async () => {
     const server = await startCairn({ extraArgs: ['--bcrypt-cost', '4'] });
     const c = authClients(server.endpoint);
