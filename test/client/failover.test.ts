@@ -140,6 +140,30 @@ describe('failover', () => {
     expect((await reader.get('leased')).kvs).toEqual([]);
   });
 
+  it('keep-alive keeps a key alive across a leader change (the leader is kill -9d; renewals go to the new one)', async () => {
+    const { leader, followers } = await roles();
+    const c = client(followers);
+    const reader = client(followers);
+    const g = await c.lease.grant(2, { keepAlive: true });
+    let lost: unknown = null;
+    g.keepAlive.onLost((e) => (lost = e));
+    await c.put('leased-across', 'v', { lease: g.id });
+    await sleep(1_000);
+    await leader.kill9();
+    const { leader: next } = await cluster!.waitForLeader(10_000, followers);
+    expect(next).not.toBe(leader);
+    // Four TTLs after the change the key is still there: the followers forward renewals to
+    // the new leader, whose lease deadlines start afresh (as etcd's promote does).
+    for (let i = 0; i < 8; i++) {
+      await sleep(1_000);
+      expect((await reader.get('leased-across')).kvs.length).toBe(1);
+    }
+    expect(lost).toBe(null);
+    g.keepAlive.stop();
+    await sleep(4_000);
+    expect((await reader.get('leased-across')).kvs).toEqual([]);
+  });
+
   it('a put in flight when its member dies is not sent again (its fate is unknown); a get in flight is', async () => {
     const { leader, followers } = await roles();
     const [victim, other] = followers;
