@@ -20,6 +20,9 @@ export const watchService: ServiceDefinition = {
   Watch: method('/etcdserverpb.Watch/Watch', pb.WatchRequest, pb.WatchResponse, { request: true, response: true }),
 };
 
+/** How often a waiting progress request looks again at its stream's watchers. */
+const PROGRESS_POLL_MS = 20;
+
 /** etcd puts the whole gRPC error text of ErrGRPCPermissionDenied in the cancel reason. */
 const PERMISSION_DENIED_REASON = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied';
 
@@ -82,6 +85,9 @@ class WatchStream implements WatchSink {
   private blocked = false;
   private closed = false;
   private progressTimer: NodeJS.Timeout | undefined;
+  /** A progress request waits for this stream's watchers to catch up (see answerProgress). */
+  private progressWanted = false;
+  private progressPoll: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly member: CairnServer,
@@ -95,7 +101,7 @@ class WatchStream implements WatchSink {
     try {
       if (req.createRequest) this.create(req.createRequest);
       else if (req.cancelRequest) this.cancel(toNumber(req.cancelRequest.watchId));
-      else if (req.progressRequest) this.write({ header: this.member.header(), watchId: -1 });
+      else if (req.progressRequest) this.requestProgress();
     } catch (e) {
       this.log.error({ err: e }, 'watch request failed');
     }
@@ -182,8 +188,37 @@ class WatchStream implements WatchSink {
     if (this.closed) return;
     this.closed = true;
     if (this.progressTimer) clearInterval(this.progressTimer);
+    if (this.progressPoll) clearTimeout(this.progressPoll);
     for (const sw of this.watchers.values()) this.member.watchHub.remove(sw.watcher);
     this.watchers.clear();
+  }
+
+  private requestProgress(): void {
+    this.progressWanted = true;
+    this.answerProgress();
+  }
+
+  /**
+   * A progress notification tells the client it has every event up to the header's
+   * revision, so it goes out only once all of this stream's watchers are synced (etcd 3.5's
+   * rule; 3.4 answered at once, which could vouch for events still being caught up from
+   * storage, and a client resuming from that revision would skip them).
+   */
+  private answerProgress(): void {
+    if (!this.progressWanted || this.closed) return;
+    let synced = !this.blocked;
+    for (const sw of this.watchers.values()) if (!sw.watcher.synced) synced = false;
+    if (synced) {
+      this.progressWanted = false;
+      this.write({ header: this.member.header(), watchId: -1 });
+      return;
+    }
+    if (this.progressPoll === undefined) {
+      this.progressPoll = setTimeout(() => {
+        this.progressPoll = undefined;
+        this.answerProgress();
+      }, PROGRESS_POLL_MS);
+    }
   }
 
   private startProgressTimer(): void {

@@ -61,6 +61,24 @@ describe('watch at scale', () => {
     for (const c of conns) c.close();
   });
 
+  it('a progress request is answered only once the stream\'s watchers caught up: it never vouches for events still on their way', async () => {
+    const value = Buffer.alloc(4096, 'p');
+    const writes = 3000; // ~12 MiB of history to catch up from storage
+    await pool(Array.from({ length: writes }, (_, i) => i), 32, (i) => put(client, `progress/${String(i).padStart(5, '0')}`, value));
+    const stream = new WatchStreamClient(client);
+    stream.create({ key: Buffer.from('progress/'), rangeEnd: Buffer.from('progress0'), startRevision: 1 });
+    stream.call.write({ progressRequest: {} });
+    await stream.until((rs) => rs.some((r) => !r.created && Number(r.watchId) === -1), 60_000, 'the progress notification');
+    const at = stream.responses.findIndex((r) => !r.created && Number(r.watchId) === -1);
+    const progressRevision = Number(stream.responses[at].header?.revision);
+    const before = stream.responses.slice(0, at).flatMap((r) => r.events ?? []);
+    // Every event up to the revision it names had been delivered before it.
+    const lastPut = Number((await range(client, 'progress/02999')).kvs?.[0]?.modRevision);
+    expect(progressRevision).toBeGreaterThanOrEqual(lastPut);
+    expect(before.length).toBe(writes);
+    stream.end();
+  });
+
   it('a stream that stops reading does not hold up writes or other streams, and catches up without a gap', async () => {
     const slowConn = grpcClient(server.endpoint);
     const slow = new WatchStreamClient(slowConn);
