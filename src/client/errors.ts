@@ -60,6 +60,8 @@ export class CorruptError extends EtcdError {}
 export class PermissionDeniedError extends EtcdError {}
 export class AuthFailedError extends EtcdError {}
 export class InvalidAuthTokenError extends EtcdError {}
+/** Users or roles changed after the token was issued (JWT tokens): authenticate again. The request was not applied. */
+export class AuthOldRevisionError extends EtcdError {}
 export class AuthNotEnabledError extends EtcdError {}
 export class UserNotFoundError extends EtcdError {}
 export class RoleNotFoundError extends EtcdError {}
@@ -110,6 +112,7 @@ const BY_MESSAGE: ReadonlyMap<string, ErrorClass> = new Map<string, ErrorClass>(
   ['etcdserver: permission denied', PermissionDeniedError],
   ['etcdserver: authentication failed, invalid user ID or password', AuthFailedError],
   ['etcdserver: invalid auth token', InvalidAuthTokenError],
+  ['auth: revision in header is old', AuthOldRevisionError],
   ['etcdserver: authentication is not enabled', AuthNotEnabledError],
   ['etcdserver: user name not found', UserNotFoundError],
   ['etcdserver: role name not found', RoleNotFoundError],

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { AuthMethods } from './auth';
-import { AuthNotEnabledError, CanceledError, InvalidAuthTokenError, ClientClosedError, DeadlineExceededError, EtcdError, NoLeaderError, RequestTimedOutError, UnavailableError, fromGrpc } from './errors';
+import { AuthNotEnabledError, AuthOldRevisionError, CanceledError, InvalidAuthTokenError, ClientClosedError, DeadlineExceededError, EtcdError, NoLeaderError, RequestTimedOutError, UnavailableError, fromGrpc } from './errors';
 import type { Method } from './methods';
 
 // The connection layer: one grpc-js channel per endpoint; calls go to one pinned endpoint
@@ -288,8 +288,9 @@ export class Pool {
         const err = fromGrpc(e);
         if (opts.signal?.aborted) throw abortError(opts.signal);
         if (this.closed) throw this.closedError();
-        // An expired or revoked token: authenticate again, once, and resend (etcd's clientv3 does the same).
-        if (err instanceof InvalidAuthTokenError && this.security.credentials !== undefined && !reauthenticated) {
+        // An expired, revoked or stale token: authenticate again, once, and resend (etcd's
+        // clientv3 does the same; a request refused for either reason was not applied).
+        if ((err instanceof InvalidAuthTokenError || err instanceof AuthOldRevisionError) && this.security.credentials !== undefined && !reauthenticated) {
           reauthenticated = true;
           this.token = null;
           continue;

@@ -1,11 +1,15 @@
 /**
- * The client library's credentials, against a real etcd 3.4 (cairn's server has no auth
- * yet): the token goes with unary calls and with watch / keep-alive streams, an expired
- * token is replaced once transparently, wrong credentials fail with AuthFailedError, and
- * client.auth manages users, roles and permissions with typed results.
+ * The client library's credentials, against a real etcd 3.4 and against cairn: the token
+ * goes with unary calls and with watch / keep-alive streams, an expired token is replaced
+ * once transparently, wrong credentials fail with AuthFailedError, and client.auth manages
+ * users, roles and permissions with typed results. On cairn with JWT tokens, a token made
+ * stale by a role change is replaced the same way.
  */
+import { generateKeyPairSync } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupAll, etcdctl, startEtcd } from '../../bench/lib/procs';
+import { cleanupAll, etcdctl, makeTempDir, startCairn, startEtcd } from '../../bench/lib/procs';
 import { AuthFailedError, Client, PermissionDeniedError } from '../../src/client';
 
 afterAll(async () => {
@@ -15,9 +19,12 @@ afterAll(async () => {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('client credentials and client.auth', () => {
-  it('authenticates, renews an expired token once, and manages users and roles', async () => {
+  it.each([
+    ['etcd', () => startEtcd({ extraArgs: ['--auth-token-ttl', '1'] })],
+    ['cairn', () => startCairn({ extraArgs: ['--auth-token-ttl', '1', '--bcrypt-cost', '4'] })],
+  ] as const)('%s: authenticates, renews an expired token once, and manages users and roles', async (_name, start) => {
     // Simple tokens that expire after 1 s of idleness.
-    const etcd = await startEtcd({ extraArgs: ['--auth-token-ttl', '1'] });
+    const etcd = await start();
     const admin = new Client({ endpoints: [etcd.endpoint] });
     try {
       await admin.auth.userAdd('root', 'rootpw');
@@ -72,6 +79,30 @@ describe('client credentials and client.auth', () => {
       root.close();
       reader.close();
       wrong.close();
+    }
+  }, 60_000);
+
+  it('cairn with JWT tokens: a token made stale by a role change is replaced transparently', async () => {
+    const dir = makeTempDir('client-jwt-');
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    writeFileSync(join(dir, 'priv.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    writeFileSync(join(dir, 'pub.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
+    const server = await startCairn({ extraArgs: ['--bcrypt-cost', '4', '--auth-token', `jwt,pub-key=${join(dir, 'pub.pem')},priv-key=${join(dir, 'priv.pem')},sign-method=ES256,ttl=5m`] });
+    const admin = new Client({ endpoints: [server.endpoint] });
+    await admin.auth.userAdd('root', 'rootpw');
+    await admin.auth.userGrantRole('root', 'root');
+    await admin.auth.authEnable();
+    admin.close();
+    const root = new Client({ endpoints: [server.endpoint], credentials: { username: 'root', password: 'rootpw' } });
+    try {
+      await root.put('k', '1');
+      await root.auth.roleAdd('other'); // the auth revision moves: root's token is now stale
+      await root.put('k', '2'); // refused as stale, re-authenticated, sent again
+      expect(await root.getString('k')).toBe('2');
+      expect((await etcdctl(server.endpoint, ['--user', 'root:rootpw', 'get', 'k', '--print-value-only'])).stdout).toBe('2\n');
+    } finally {
+      root.close();
+      await server.stop();
     }
   }, 60_000);
 });
