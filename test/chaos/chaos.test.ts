@@ -1,5 +1,5 @@
 /**
- * Runs the chaos harness for ~30 s against a real 3-member cluster, every member in a
+ * Runs the chaos harness for ~60 s (the issue asks 60-120 s per CI run) against a real 3-member cluster, every member in a
  * network namespace of its own, with a fresh seed: the nemesis starts with a network
  * partition and a membership change (remove + add, or learner add + promote + remove),
  * then picks at random among kill -9, pause, partition, slow / lossy links, membership
@@ -15,7 +15,7 @@ import { defaultNet, runChaos, type FaultKind } from './harness';
 import { seedFromEnv } from './rng';
 
 const seed = seedFromEnv('CHAOS_SEED');
-const durationS = Number(process.env.CHAOS_DURATION_S ?? 30);
+const durationS = Number(process.env.CHAOS_DURATION_S ?? 60);
 const net = defaultNet();
 const required: FaultKind[] = net === 'netns' ? ['partition', 'member'] : ['member'];
 
