@@ -25,6 +25,7 @@ import {
   getWorkloadInfo,
   KEY_OPTIONS_DEFAULT,
   MAX_TXN_OPS,
+  PREFIX_RANGE_KEYS,
   type KeyOptions,
   type KeyOrder,
   type WorkloadInfo as Workload,
@@ -47,7 +48,7 @@ const FLAGS: FlagSpecs = {
   rounds: { help: 'runs per workload and server; the median round is quoted', def: '3' },
   workers: { help: 'load generator worker threads', def: String(LOAD_DEFAULTS.workers) },
   clients: {
-    help: 'concurrent calls in flight; a comma list runs every workload at each (--members 3 without --workloads/--clients: put at 1,64,256 and reads at 64)',
+    help: 'concurrent calls in flight; a comma list runs every workload at each (--members 3 without --workloads/--clients: put at 1,64,256, the rest at 64)',
     def: String(LOAD_DEFAULTS.clients),
   },
   conns: { help: 'HTTP/2 connections (spread over the members round-robin)', def: `${LOAD_DEFAULTS.conns}; 6 with --members 3` },
@@ -153,6 +154,9 @@ function options(args: ParsedArgs, stamp: string): Options {
   if (targetMode !== 'spread' && targetMode !== 'leader') throw new Error('--target must be spread or leader');
   if (members === 1 && args.values.has('target')) throw new Error('--target needs --members 3');
   const workloads = listFlag(args, 'workloads', ALL_WORKLOADS).map(getWorkloadInfo);
+  if (workloads.some((w) => w.name === 'range-prefix') && (keys.keySpace % PREFIX_RANGE_KEYS !== 0 || keys.keySize < 3)) {
+    throw new Error(`range-prefix needs --key-space a multiple of ${PREFIX_RANGE_KEYS} and --key-size >= 3 (groups of ${PREFIX_RANGE_KEYS} keys sharing a prefix)`);
+  }
   const mixSerializable = numFlag(args, 'mix-serializable', STREAM_DEFAULTS.mixSerializable, 0);
   if (mixSerializable > 1) throw new Error('--mix-serializable is a fraction in [0, 1]');
   const clientList = listFlag(args, 'clients', [String(LOAD_DEFAULTS.clients)]).map((c) => {
