@@ -1,8 +1,9 @@
 /**
- * `npm run bench`: the same workloads against a fresh single-member cairn and a fresh
+ * `npm run bench`: every workload against a fresh single-member cairn and a fresh
  * single-member etcd on this machine, alternating round by round (cairn, etcd, cairn,
- * etcd, ...), quoting the median round. Prints a markdown table and writes the full
- * results to bench/results/<timestamp>.json.
+ * etcd, ...), quoting the median round and the median of the per-round cairn/etcd
+ * ratios. Prints a markdown table and writes the full results to
+ * bench/results/<timestamp>.json.
  *
  *   npm run bench -- --duration 10 --rounds 3
  *   npm run bench -- --members 3 --duration 8 --rounds 3     # 3-member clusters of both
@@ -19,20 +20,35 @@ import { startCluster, type BenchCluster } from './lib/cluster';
 import { cairnBin, cleanupAll, makeTempDir, repoRoot, startCairn, startEtcd, type ServerKind, type ServerProc } from './lib/procs';
 import { runScale, scaleDetails, scaleTable } from './scale';
 import { LOAD_DEFAULTS, runLoad, STREAM_DEFAULTS, TRANSPORTS, type LoadResult, type StreamOptions, type TransportKind } from './loadgen';
-import { checkKeyOptions, getWorkloadInfo, KEY_OPTIONS_DEFAULT, type KeyOptions, type KeyOrder, type WorkloadInfo as Workload } from './loadgen/workloads';
+import {
+  checkKeyOptions,
+  getWorkloadInfo,
+  KEY_OPTIONS_DEFAULT,
+  MAX_TXN_OPS,
+  PREFIX_RANGE_KEYS,
+  type KeyOptions,
+  type KeyOrder,
+  type WorkloadInfo as Workload,
+} from './loadgen/workloads';
+
+/**
+ * Every workload, in the order a default run takes them: the writers each on fresh
+ * members, then the three reads on one preloaded key space, then the streaming ones.
+ */
+const ALL_WORKLOADS = ['put', 'txn-put', 'range', 'range-serializable', 'range-prefix', 'watch-fanout', 'lease-keepalive', 'config-mix'];
 
 const FLAGS: FlagSpecs = {
   against: { help: 'servers to measure, comma-separated: cairn, etcd', def: 'cairn,etcd' },
   workloads: {
-    help: 'workloads, comma-separated (put, range, range-serializable, watch-fanout, lease-keepalive)',
-    def: 'put,range,range-serializable',
+    help: `workloads, comma-separated (${ALL_WORKLOADS.join(', ')})`,
+    def: 'all of them',
   },
   duration: { help: 'measured seconds per run', def: '10' },
   warmup: { help: 'warm-up seconds per run (not counted)', def: '1' },
   rounds: { help: 'runs per workload and server; the median round is quoted', def: '3' },
   workers: { help: 'load generator worker threads', def: String(LOAD_DEFAULTS.workers) },
   clients: {
-    help: 'concurrent calls in flight; a comma list runs every workload at each (--members 3 without --workloads/--clients: put at 1,64,256 and reads at 64)',
+    help: 'concurrent calls in flight; a comma list runs every workload at each (--members 3 without --workloads/--clients: put at 1,64,256, the rest at 64)',
     def: String(LOAD_DEFAULTS.clients),
   },
   conns: { help: 'HTTP/2 connections (spread over the members round-robin)', def: `${LOAD_DEFAULTS.conns}; 6 with --members 3` },
@@ -45,8 +61,13 @@ const FLAGS: FlagSpecs = {
   'val-size': { help: 'value bytes', def: String(KEY_OPTIONS_DEFAULT.valSize) },
   'key-space': { help: 'distinct keys (preloaded for range workloads)', def: String(KEY_OPTIONS_DEFAULT.keySpace) },
   'key-order': { help: 'seq or random', def: KEY_OPTIONS_DEFAULT.keyOrder },
+  'txn-ops': { help: `txn-put: puts per Txn (1..${MAX_TXN_OPS}, distinct keys)`, def: '1' },
   watchers: { help: 'watch-fanout: watch streams (one watcher each, same prefix)', def: String(STREAM_DEFAULTS.watchers) },
   'watch-rate': { help: 'watch-fanout: writer puts/s (one in flight; 0 = back-to-back)', def: String(STREAM_DEFAULTS.watchRate) },
+  'mix-keys': { help: 'config-mix: config keys (read by --clients readers, updated by the writer)', def: String(STREAM_DEFAULTS.mixKeys) },
+  'mix-watchers': { help: 'config-mix: watchers on the config prefix', def: String(STREAM_DEFAULTS.mixWatchers) },
+  'mix-write-rate': { help: 'config-mix: writer puts/s (open loop)', def: String(STREAM_DEFAULTS.mixWriteRate) },
+  'mix-serializable': { help: 'config-mix: fraction of reads that are serializable (the rest linearizable)', def: String(STREAM_DEFAULTS.mixSerializable) },
   'quiet-cpu': { help: 'before each run, wait until other processes use less than this many cores', def: '0.3' },
   'quiet-wait': { help: 'longest wait for that, in seconds (then run anyway and report it)', def: '30' },
   scale: { bool: true, help: 'memory and scale instead of the workloads: RSS at 100k and --scale-keys keys, restart after kill -9, put/range at 10k vs --scale-keys keys (bench/scale.ts)' },
@@ -122,6 +143,7 @@ function options(args: ParsedArgs, stamp: string): Options {
     valSize: intFlag(args, 'val-size', KEY_OPTIONS_DEFAULT.valSize, 0),
     keySpace: intFlag(args, 'key-space', KEY_OPTIONS_DEFAULT.keySpace, 1),
     keyOrder: keyOrder as KeyOrder,
+    txnOps: intFlag(args, 'txn-ops', 1, 1),
   };
   checkKeyOptions(keys);
   const transport = args.values.get('transport') ?? LOAD_DEFAULTS.transport;
@@ -131,7 +153,12 @@ function options(args: ParsedArgs, stamp: string): Options {
   const targetMode = args.values.get('target') ?? 'spread';
   if (targetMode !== 'spread' && targetMode !== 'leader') throw new Error('--target must be spread or leader');
   if (members === 1 && args.values.has('target')) throw new Error('--target needs --members 3');
-  const workloads = listFlag(args, 'workloads', ['put', 'range', 'range-serializable']).map(getWorkloadInfo);
+  const workloads = listFlag(args, 'workloads', ALL_WORKLOADS).map(getWorkloadInfo);
+  if (workloads.some((w) => w.name === 'range-prefix') && (keys.keySpace % PREFIX_RANGE_KEYS !== 0 || keys.keySize < 3)) {
+    throw new Error(`range-prefix needs --key-space a multiple of ${PREFIX_RANGE_KEYS} and --key-size >= 3 (groups of ${PREFIX_RANGE_KEYS} keys sharing a prefix)`);
+  }
+  const mixSerializable = numFlag(args, 'mix-serializable', STREAM_DEFAULTS.mixSerializable, 0);
+  if (mixSerializable > 1) throw new Error('--mix-serializable is a fraction in [0, 1]');
   const clientList = listFlag(args, 'clients', [String(LOAD_DEFAULTS.clients)]).map((c) => {
     const n = Number(c);
     if (!Number.isInteger(n) || n < 1) throw new Error(`--clients: ${JSON.stringify(c)} is not an integer >= 1`);
@@ -139,11 +166,10 @@ function options(args: ParsedArgs, stamp: string): Options {
   });
   let cases: Case[];
   if (members === 3 && !args.values.has('workloads') && !args.values.has('clients')) {
-    // The cluster matrix: write throughput/latency across concurrency, both read kinds at 64.
+    // The cluster matrix: write throughput/latency across concurrency, every other workload at 64.
     cases = [
       ...[1, 64, 256].map((clients) => ({ w: getWorkloadInfo('put'), clients })),
-      { w: getWorkloadInfo('range'), clients: 64 },
-      { w: getWorkloadInfo('range-serializable'), clients: 64 },
+      ...ALL_WORKLOADS.filter((n) => n !== 'put').map((n) => ({ w: getWorkloadInfo(n), clients: 64 })),
     ];
   } else {
     cases = workloads.flatMap((w) => clientList.map((clients) => ({ w, clients })));
@@ -167,6 +193,10 @@ function options(args: ParsedArgs, stamp: string): Options {
     stream: {
       watchers: intFlag(args, 'watchers', STREAM_DEFAULTS.watchers, 1),
       watchRate: numFlag(args, 'watch-rate', STREAM_DEFAULTS.watchRate, 0),
+      mixKeys: intFlag(args, 'mix-keys', STREAM_DEFAULTS.mixKeys, 1),
+      mixWatchers: intFlag(args, 'mix-watchers', STREAM_DEFAULTS.mixWatchers, 1),
+      mixWriteRate: numFlag(args, 'mix-write-rate', STREAM_DEFAULTS.mixWriteRate, 0.001),
+      mixSerializable: numFlag(args, 'mix-serializable', STREAM_DEFAULTS.mixSerializable, 0),
     },
     quietCpuCores: numFlag(args, 'quiet-cpu', 0.3, 0),
     quietWaitMs: numFlag(args, 'quiet-wait', 30, 0) * 1000,
@@ -350,16 +380,42 @@ function medianRound(rounds: LoadResult[]): LoadResult {
   return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
+/** One figure pair of a table row: the main one of a run (ops/s, latency) or one of its extra rows. */
+interface Measure {
+  label: string;
+  main: boolean;
+  ops(r: LoadResult): number;
+  p50(r: LoadResult): number;
+  p99(r: LoadResult): number;
+}
+
+function measuresOf(w: Workload): Measure[] {
+  const extra = (r: LoadResult, k: string): number => r.extra?.[k] ?? NaN;
+  return [
+    { label: w.mainLabel ?? w.name, main: true, ops: (r) => r.opsPerSec, p50: (r) => r.latencyMs.p50, p99: (r) => r.latencyMs.p99 },
+    ...(w.rows ?? []).map((x) => ({
+      label: x.label,
+      main: false,
+      ops: (r: LoadResult) => extra(r, x.ops),
+      p50: (r: LoadResult) => extra(r, x.p50),
+      p99: (r: LoadResult) => extra(r, x.p99),
+    })),
+  ];
+}
+
 /**
- * cairn/etcd ops/s of each round: the two runs of a round are back to back, so they saw
- * about the same load from the rest of the machine. The table quotes their median, which
- * a burst of outside load during one run moves much less than a ratio of two medians.
+ * cairn/etcd of one figure in each round: the two runs of a round are back to back, so
+ * they saw about the same load from the rest of the machine. The table quotes their
+ * median, which a burst of outside load during one run moves much less than a ratio of
+ * two medians.
  */
-function pairRatios(c: Cell | undefined, e: Cell | undefined): number[] {
+function pairRatios(c: Cell | undefined, e: Cell | undefined, f: (r: LoadResult) => number = (r) => r.opsPerSec): number[] {
   if (c === undefined || e === undefined) return [];
   const out: number[] = [];
   for (let i = 0; i < Math.min(c.rounds.length, e.rounds.length); i++) {
-    if (e.rounds[i].opsPerSec > 0) out.push(c.rounds[i].opsPerSec / e.rounds[i].opsPerSec);
+    const x = f(c.rounds[i]);
+    const y = f(e.rounds[i]);
+    if (Number.isFinite(x) && Number.isFinite(y) && y > 0) out.push(x / y);
   }
   return out;
 }
@@ -383,35 +439,51 @@ function fmtMs(x: number): string {
   return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
 }
 
+function fmtRatio(pr: number[]): string {
+  return pr.length > 0 ? `${median(pr).toFixed(2)}×` : '-';
+}
+
 function table(opts: Options, cells: Cell[]): string {
   const find = (cs: Case, t: ServerKind): Cell | undefined =>
     cells.find((c) => c.workload === cs.w.name && c.clients === cs.clients && c.target === t);
   const lines = [
-    '| workload | clients | cairn ops/s | etcd ops/s | ratio | cairn p50/p99 ms | etcd p50/p99 ms | errors cairn/etcd |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| workload | clients | cairn ops/s | etcd ops/s | ratio | cairn p50/p99 ms | etcd p50/p99 ms | p99 ratio | errors cairn/etcd |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const cs of opts.cases) {
-    const w = cs.w;
-    const c = find(cs, 'cairn')?.median;
-    const e = find(cs, 'etcd')?.median;
-    const pr = pairRatios(find(cs, 'cairn'), find(cs, 'etcd'));
-    const ratio = pr.length > 0 ? `${median(pr).toFixed(2)}×` : '-';
-    const lat = (r: LoadResult | undefined): string => (r === undefined ? '-' : `${fmtMs(r.latencyMs.p50)} / ${fmtMs(r.latencyMs.p99)}`);
+    const cc = find(cs, 'cairn');
+    const ec = find(cs, 'etcd');
     const errs = (r: Cell | undefined): string => (r === undefined ? '-' : String(r.rounds.reduce((s, x) => s + x.errorsTotal, 0)));
-    lines.push(
-      `| ${w.name} | ${cs.clients} | ${c === undefined ? '-' : fmtOps(c.opsPerSec)} | ${e === undefined ? '-' : fmtOps(e.opsPerSec)} | ${ratio} | ` +
-        `${lat(c)} | ${lat(e)} | ${errs(find(cs, 'cairn'))}/${errs(find(cs, 'etcd'))} |`,
-    );
+    for (const m of measuresOf(cs.w)) {
+      const c = cc?.median;
+      const e = ec?.median;
+      const ops = (r: LoadResult | undefined): string => (r === undefined || !Number.isFinite(m.ops(r)) ? '-' : fmtOps(m.ops(r)));
+      const lat = (r: LoadResult | undefined): string => (r === undefined ? '-' : `${fmtMs(m.p50(r))} / ${fmtMs(m.p99(r))}`);
+      lines.push(
+        `| ${m.label} | ${m.main ? cs.clients : ''} | ${ops(c)} | ${ops(e)} | ${fmtRatio(pairRatios(cc, ec, m.ops))} | ` +
+          `${lat(c)} | ${lat(e)} | ${fmtRatio(pairRatios(cc, ec, m.p99))} | ${m.main ? `${errs(cc)}/${errs(ec)}` : ''} |`,
+      );
+    }
   }
   return lines.join('\n');
 }
 
-function details(cells: Cell[]): string {
+function details(opts: Options, cells: Cell[]): string {
   const lines: string[] = [];
   for (const c of cells) {
     if (c.target !== 'cairn') continue;
-    const pr = pairRatios(c, cells.find((e) => e.target === 'etcd' && e.workload === c.workload && e.clients === c.clients));
-    if (pr.length > 0) lines.push(`- ${c.workload} x${c.clients}: cairn/etcd per round ${pr.map((r) => `${r.toFixed(2)}×`).join(', ')} (median ${median(pr).toFixed(2)}×)`);
+    const e = cells.find((x) => x.target === 'etcd' && x.workload === c.workload && x.clients === c.clients);
+    const w = opts.cases.find((cs) => cs.w.name === c.workload)?.w;
+    if (w === undefined || e === undefined) continue;
+    for (const m of measuresOf(w)) {
+      const pr = pairRatios(c, e, m.ops);
+      const p99 = pairRatios(c, e, m.p99);
+      if (pr.length === 0) continue;
+      lines.push(
+        `- ${m.label} x${c.clients}: cairn/etcd per round: ops/s ${pr.map((r) => `${r.toFixed(2)}×`).join(', ')} (median ${median(pr).toFixed(2)}×); ` +
+          `p99 ${p99.map((r) => `${r.toFixed(2)}×`).join(', ')}${p99.length > 0 ? ` (median ${median(p99).toFixed(2)}×)` : ''}`,
+      );
+    }
   }
   for (const c of cells) {
     const ops = c.rounds.map((r) => fmtOps(r.opsPerSec)).join(', ');
@@ -484,6 +556,9 @@ async function main(): Promise<number> {
 
   if (args.bools.has('scale')) return scaleMain(opts, intFlag(args, 'scale-keys', 1_000_000, 100_000), { machine, command, commit });
 
+  if (opts.against.length === 1) {
+    log(`(measuring ${opts.against[0]} only: no cairn/etcd ratios; the comparison is the default, --against cairn,etcd)`);
+  }
   const targets = opts.against.map((k) => new Target(k, opts, profRoot));
   const cells: Cell[] = [];
   const startedAt = new Date().toISOString();
@@ -578,13 +653,17 @@ async function main(): Promise<number> {
       ? [
           `streaming: one load-generator thread; watch-fanout ${opts.stream.watchers} watchers over ${opts.conns} connections, writer at ` +
             `${opts.stream.watchRate > 0 ? `${opts.stream.watchRate} puts/s` : 'back-to-back'} (16 B values), ops/s = events delivered/s ` +
-            `over all watchers, latency = put sent -> event received; lease-keepalive ${opts.clients} leases/streams, ops/s = keep-alives/s, latency = round trip`,
+            `over all watchers, latency = put sent -> event received; lease-keepalive ${opts.clients} leases/streams, ops/s = keep-alives/s, latency = round trip; ` +
+            `config-mix ${opts.clients} readers over ${opts.conns} connections of ${opts.stream.mixKeys} config keys (${opts.stream.mixSerializable * 100} % serializable), ` +
+            `${opts.stream.mixWatchers} watchers on the config prefix, writer at ${opts.stream.mixWriteRate} puts/s (${opts.keys.valSize} B values), ` +
+            'rows: reads (ops/s, latency), writes (puts/s, put latency), watch delivery (events/s, put sent -> event received)',
         ]
       : []),
+    ...(opts.workloads.some((w) => w.name === 'txn-put') ? [`txn-put: ${opts.keys.txnOps ?? 1} put(s) per Txn`] : []),
     '',
     md,
     '',
-    details(cells),
+    details(opts, cells),
     '',
   ].join('\n');
   process.stdout.write(report);

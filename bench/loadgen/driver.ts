@@ -156,7 +156,7 @@ class LoopClient implements CallSink {
     const latencyUs = Number(process.hrtime.bigint() - this.startedAt) / 1000;
     if (errCode !== null || resp === null) {
       run.noteError(errCode ?? 'NO_RESPONSE', detail);
-    } else if (!run.workload.check(resp)) {
+    } else if (!run.workload.check(resp, run.cfg.keys)) {
       run.badResponses++;
       run.noteError('BAD_RESPONSE', `response of ${resp.length} bytes failed the ${run.workload.name} check`);
     } else if (this.verifyNext && !this.verify(resp)) {

@@ -21,36 +21,47 @@
  *   client owns one LeaseKeepAlive bidi stream (over `conns` connections) and sends the
  *   next request as soon as the previous response arrives. ops = keep-alive responses in
  *   the window; latency = request-to-response round trip.
+ *
+ * config-mix (config-mix.ts) reuses the watchers, the writer and the drain check below.
  */
 import { etcdserverpb } from '../../src/gen/proto';
 import type { Driver, DriverConfig, DriverResult } from './driver';
 import { Histogram } from './histogram';
 import { scanField } from './proto-scan';
 import { BidiCall, frame, H2Session, type StreamSink } from './stream';
-import { connect, type CallSink, type Connection } from './transports';
+import { connect, type CallSink, type Caller, type Connection } from './transports';
+import { valueOf } from './workloads';
 
 export interface StreamOptions {
   /** watch-fanout: watch streams (one watcher each). */
   watchers: number;
   /** watch-fanout: writer puts per second; 0 = back-to-back (one put in flight). */
   watchRate: number;
+  /** config-mix: config keys (read by the readers, updated by the writer). */
+  mixKeys: number;
+  /** config-mix: watchers on the config prefix. */
+  mixWatchers: number;
+  /** config-mix: writer puts per second (open loop). */
+  mixWriteRate: number;
+  /** config-mix: fraction of reads that are serializable (the rest linearizable). */
+  mixSerializable: number;
 }
 
-export const STREAM_DEFAULTS: StreamOptions = { watchers: 1000, watchRate: 200 };
+export const STREAM_DEFAULTS: StreamOptions = { watchers: 1000, watchRate: 200, mixKeys: 300, mixWatchers: 200, mixWriteRate: 50, mixSerializable: 0.5 };
 
 const ERROR_SAMPLES_MAX = 5;
 const LEASE_TTL_S = 600;
-const VALUE_BYTES = 16; // float64 LE sequence number, float64 LE send time (µs, hrtime)
+export const VALUE_BYTES = 16; // float64 LE sequence number, float64 LE send time (µs, hrtime)
 /** Open-loop writer: most puts outstanding at once (beyond that it falls behind its rate, visibly). */
 const WRITER_MAX_IN_FLIGHT = 64;
 type Phase = 'idle' | 'warmup' | 'measure' | 'drain' | 'closed';
 
-function nowUs(): number {
+export function nowUs(): number {
   return Number(process.hrtime.bigint()) / 1000;
 }
 
-/** Counters shared by both streaming drivers; becomes the DriverResult. */
-class Tally {
+/** Counters shared by the streaming drivers; becomes the DriverResult. */
+export class Tally {
   readonly hist = new Histogram();
   phase: Phase = 'idle';
   ops = 0;
@@ -92,7 +103,7 @@ class Tally {
 }
 
 /** warm-up, window and end-of-window callbacks for a duration run. */
-function schedule(cfg: DriverConfig, t: Tally, onMeasure: (edge: 'start' | 'end') => void, onWindowEnd: () => void): void {
+export function schedule(cfg: DriverConfig, t: Tally, onMeasure: (edge: 'start' | 'end') => void, onWindowEnd: () => void): void {
   const start = (): void => {
     t.phase = 'measure';
     t.measureStart = process.hrtime.bigint();
@@ -109,20 +120,21 @@ function schedule(cfg: DriverConfig, t: Tally, onMeasure: (edge: 'start' | 'end'
   }, Math.max(cfg.warmupMs, 0) + cfg.durationMs);
 }
 
-async function openSessions(cfg: DriverConfig): Promise<H2Session[]> {
+/** `conns` stream sessions, session i to targets[i mod n] (default: all to cfg.target). */
+export async function openSessions(cfg: DriverConfig, targets: string[] = [cfg.target]): Promise<H2Session[]> {
   const sessions: H2Session[] = [];
-  for (let i = 0; i < cfg.conns; i++) sessions.push(new H2Session(cfg.target));
+  for (let i = 0; i < cfg.conns; i++) sessions.push(new H2Session(targets[i % targets.length]));
   try {
     await Promise.all(sessions.map((s) => s.ready(cfg.connectTimeoutMs)));
   } catch (e) {
     for (const s of sessions) s.close();
-    throw new Error(`loadgen: cannot connect to ${cfg.target}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new Error(`loadgen: cannot connect to ${targets.join(',')}: ${e instanceof Error ? e.message : String(e)}`);
   }
   return sessions;
 }
 
 /** One unary call through the h2 transport, as a promise (setup only, not timed). */
-function unary(conn: Connection, method: string, request: Uint8Array): Promise<Buffer> {
+export function unary(conn: Connection, method: string, request: Uint8Array): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const sink: CallSink = {
       callComplete(errCode, detail, resp) {
@@ -134,7 +146,7 @@ function unary(conn: Connection, method: string, request: Uint8Array): Promise<B
   });
 }
 
-function waitUntil(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+export function waitUntil(cond: () => boolean, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const deadline = Date.now() + timeoutMs;
     const tick = (): void => {
@@ -235,17 +247,39 @@ function headerRevision(msg: Buffer): number {
 }
 
 // ---------------------------------------------------------------------------------
-// watch-fanout
+// Watchers and the open-loop writer (watch-fanout, and the watch part of config-mix)
 
-interface WatchState {
+export interface WatchState {
   t: Tally;
+  /** Delivery latency (put sent -> event received) of events whose put was sent inside the window. */
+  hist: Histogram;
+  /** Whether events received inside the window count as the run's ops (watch-fanout). */
+  countOps: boolean;
+  /** Events received by all watchers inside the window. */
+  eventsInWindow: number;
+  /** Bytes of every value the writer puts (the first VALUE_BYTES carry sequence number and send time). */
+  valueBytes: number;
   /** First and one-past-last sequence numbers sent inside the window (-1: not yet). */
   firstMeasuredSeq: number;
   endMeasuredSeq: number;
   prefix: Buffer;
 }
 
-class Watcher implements StreamSink {
+export function newWatchState(t: Tally, prefix: Buffer, opts: { countOps: boolean; valueBytes: number; hist?: Histogram }): WatchState {
+  if (opts.valueBytes < VALUE_BYTES) throw new Error(`loadgen: watched values need at least ${VALUE_BYTES} bytes`);
+  return {
+    t,
+    hist: opts.hist ?? new Histogram(),
+    countOps: opts.countOps,
+    eventsInWindow: 0,
+    valueBytes: opts.valueBytes,
+    firstMeasuredSeq: -1,
+    endMeasuredSeq: -1,
+    prefix,
+  };
+}
+
+export class Watcher implements StreamSink {
   call: BidiCall | null = null;
   created = false;
   lastRev = 0;
@@ -333,10 +367,11 @@ class Watcher implements StreamSink {
       pos = skip(msg, pos, wire);
       if (pos < 0) return this.bad('malformed event');
     }
-    const t = this.s.t;
-    if (valueLen !== VALUE_BYTES) {
+    const s = this.s;
+    const t = s.t;
+    if (valueLen !== s.valueBytes) {
       t.badResponses++;
-      t.noteError('BAD_EVENT', `event value of ${valueLen} bytes, expected ${VALUE_BYTES}`);
+      t.noteError('BAD_EVENT', `event value of ${valueLen} bytes, expected ${s.valueBytes}`);
       return;
     }
     const seq = msg.readDoubleLE(valueAt);
@@ -348,10 +383,12 @@ class Watcher implements StreamSink {
       t.noteError('OUT_OF_ORDER', `watcher got revision ${rev} after ${this.lastRev}`);
     }
     this.lastRev = rev;
-    if (t.phase === 'measure') t.ops++;
-    const s = this.s;
+    if (t.phase === 'measure') {
+      s.eventsInWindow++;
+      if (s.countOps) t.ops++;
+    }
     if (s.firstMeasuredSeq >= 0 && seq >= s.firstMeasuredSeq && (s.endMeasuredSeq < 0 || seq < s.endMeasuredSeq)) {
-      t.hist.record(now - sentUs);
+      s.hist.record(now - sentUs);
     }
   }
 
@@ -383,7 +420,7 @@ class Watcher implements StreamSink {
   }
 }
 
-function prefixEnd(prefix: Buffer): Buffer {
+export function prefixEnd(prefix: Buffer): Buffer {
   const end = Buffer.from(prefix);
   for (let i = end.length - 1; i >= 0; i--) {
     if (end[i] < 0xff) {
@@ -394,11 +431,211 @@ function prefixEnd(prefix: Buffer): Buffer {
   return Buffer.from([0]);
 }
 
+/**
+ * `count` watchers on `prefix`, watcher i on sessions[i mod n]; resolves when every one
+ * has its `created` response (or throws, naming how many got one).
+ */
+export async function createWatchers(st: WatchState, sessions: H2Session[], count: number, what: string): Promise<Watcher[]> {
+  const t = st.t;
+  let created = 0;
+  const watchers: Watcher[] = [];
+  const createReq = frame(etcdserverpb.WatchRequest.encode({ createRequest: { key: st.prefix, rangeEnd: prefixEnd(st.prefix) } }).finish());
+  for (let i = 0; i < count; i++) {
+    const w = new Watcher(st, () => created++);
+    w.call = sessions[i % sessions.length].open('/etcdserverpb.Watch/Watch', w);
+    w.call.send(createReq);
+    watchers.push(w);
+  }
+  const createTimeoutMs = Math.max(30_000, count * 30);
+  if (!(await waitUntil(() => created === count || t.errorsTotal > 0, createTimeoutMs)) || created !== count) {
+    throw new Error(
+      `${what}: ${created} of ${count} watchers created after ${createTimeoutMs} ms; ` +
+        `errors ${JSON.stringify(t.errorsByCode)} ${t.errorSamples.join('; ')}`,
+    );
+  }
+  return watchers;
+}
+
+/** One in-flight put of the writer; reused (the writer keeps a fixed pool of them). */
+class PutSlot implements CallSink {
+  readonly caller: Caller;
+  sentAt = 0;
+  inMeasure = false;
+
+  constructor(
+    private readonly w: RateWriter,
+    conn: Connection,
+  ) {
+    this.caller = conn.caller('/etcdserverpb.KV/Put', this);
+  }
+
+  callComplete(errCode: string | null, detail: string, resp: Buffer | null): void {
+    this.w.complete(this, errCode, detail, resp);
+  }
+}
+
+/**
+ * The writer of the watched prefix: open loop at `rate` puts/s (a put is sent when due,
+ * whether or not earlier ones have been answered, up to WRITER_MAX_IN_FLIGHT), or with
+ * rate 0 back-to-back with one put in flight. Puts walk `keys` round-robin; each value
+ * carries the sequence number and send time (float64 LE each), padded to valueBytes.
+ */
+export class RateWriter {
+  readonly putHist = new Histogram();
+  seq = 0;
+  putsOk = 0;
+  putsFailed = 0;
+  putRevSum = 0;
+  inFlight = 0;
+  writerBehind = 0;
+  private writing = false;
+  private runStartUs = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly intervalUs: number;
+  private readonly free: PutSlot[] = [];
+  private readonly value: Buffer;
+  private readonly sendDueBound = (): void => this.sendDue();
+
+  constructor(
+    conn: Connection,
+    private readonly keys: Buffer[],
+    private readonly st: WatchState,
+    rate: number,
+  ) {
+    this.intervalUs = rate > 0 ? 1e6 / rate : 0;
+    const slots = this.intervalUs > 0 ? WRITER_MAX_IN_FLIGHT : 1;
+    for (let i = 0; i < slots; i++) this.free.push(new PutSlot(this, conn));
+    this.value = Buffer.alloc(st.valueBytes);
+    if (st.valueBytes > VALUE_BYTES) valueOf(st.valueBytes - VALUE_BYTES).copy(this.value, VALUE_BYTES);
+  }
+
+  start(): void {
+    this.writing = true;
+    this.runStartUs = nowUs();
+    this.sendDue();
+  }
+
+  /** Stop sending; puts in flight still complete. Marks the end of the measured sequence numbers. */
+  stop(): void {
+    this.writing = false;
+    this.st.endMeasuredSeq = this.seq;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  complete(slot: PutSlot, errCode: string | null, detail: string, resp: Buffer | null): void {
+    this.inFlight--;
+    this.free.push(slot);
+    const t = this.st.t;
+    if (t.phase === 'closed') return;
+    const now = nowUs();
+    const rev = errCode === null && resp !== null ? headerRevision(resp) : -1;
+    if (errCode !== null || rev <= 0) {
+      this.putsFailed++;
+      t.noteError(`PUT_${errCode ?? 'BAD_RESPONSE'}`, errCode !== null ? detail : 'put response without header.revision');
+    } else {
+      this.putsOk++;
+      this.putRevSum += rev;
+      if (slot.inMeasure) this.putHist.record(now - slot.sentAt);
+    }
+    if (this.intervalUs === 0) this.sendDue();
+  }
+
+  private sendOne(slot: PutSlot): void {
+    const st = this.st;
+    if (st.t.phase === 'measure' && st.firstMeasuredSeq < 0) st.firstMeasuredSeq = this.seq;
+    slot.sentAt = nowUs();
+    slot.inMeasure = st.t.phase === 'measure';
+    this.value.writeDoubleLE(this.seq, 0);
+    this.value.writeDoubleLE(slot.sentAt, 8);
+    const req = etcdserverpb.PutRequest.encode({ key: this.keys[this.seq % this.keys.length], value: this.value }).finish();
+    this.seq++;
+    this.inFlight++;
+    st.t.callsStarted++;
+    slot.caller.send(frame(req));
+  }
+
+  /** Send every put that is due (rate mode) or the next one (back-to-back); re-arm the timer. */
+  private sendDue(): void {
+    this.timer = null;
+    if (!this.writing) return;
+    if (this.intervalUs === 0) {
+      const slot = this.free.pop();
+      if (slot !== undefined) this.sendOne(slot);
+      return;
+    }
+    const now = nowUs();
+    while (this.runStartUs + this.seq * this.intervalUs <= now) {
+      const slot = this.free.pop();
+      if (slot === undefined) {
+        this.writerBehind++; // every slot busy: this put goes out late (the rate shortfall shows in putsPerSecInWindow)
+        break;
+      }
+      this.sendOne(slot);
+    }
+    const waitMs = Math.max(0, (this.runStartUs + this.seq * this.intervalUs - nowUs()) / 1000);
+    this.timer = setTimeout(this.sendDueBound, waitMs);
+  }
+}
+
+/**
+ * After the window: stop the writer, wait (up to drainTimeoutMs) until no put is in
+ * flight and every watcher has as many events as puts were acknowledged, then count
+ * missing, extra and wrong events as errors and put the writer's and watchers' figures
+ * into t.extra.
+ */
+export async function drainAndCheckWatchers(st: WatchState, writer: RateWriter, watchers: Watcher[], drainTimeoutMs: number, watchRate: number): Promise<void> {
+  const t = st.t;
+  writer.stop();
+  const drainStart = Date.now();
+  await waitUntil(() => writer.inFlight === 0 && watchers.every((w) => w.received >= writer.putsOk), drainTimeoutMs);
+  const expected = writer.putsOk;
+  let missingWatchers = 0;
+  let missingEvents = 0;
+  let extraEvents = 0;
+  let wrongEvents = 0;
+  let outOfOrder = 0;
+  for (const w of watchers) {
+    outOfOrder += w.outOfOrder;
+    if (w.received < expected) {
+      missingWatchers++;
+      missingEvents += expected - w.received;
+    } else if (w.received > expected) {
+      extraEvents += w.received - expected;
+    } else if (w.revSum !== writer.putRevSum) {
+      wrongEvents++;
+    }
+  }
+  if (missingWatchers > 0) {
+    t.noteError('MISSING_EVENTS', `${missingWatchers} of ${watchers.length} watchers lack ${missingEvents} events in total after ${drainTimeoutMs} ms of drain`, missingWatchers);
+  }
+  if (extraEvents > 0) t.noteError('EXTRA_EVENTS', `${extraEvents} events more than acknowledged puts (${writer.putsFailed} puts failed)`);
+  if (wrongEvents > 0) t.noteError('WRONG_EVENTS', `${wrongEvents} watchers got as many events as puts but not the put revisions`, wrongEvents);
+  const windowS = Number(t.measureEnd - t.measureStart) / 1e9;
+  Object.assign(t.extra, {
+    watchers: watchers.length,
+    watchRate,
+    puts: writer.putsOk,
+    putsFailed: writer.putsFailed,
+    writerBehind: writer.writerBehind,
+    putsPerSecInWindow: windowS > 0 ? Math.round(writer.putHist.total / windowS) : 0,
+    eventsExpected: expected * watchers.length,
+    eventsReceived: watchers.reduce((sum, w) => sum + w.received, 0),
+    missingWatchers,
+    missingEvents,
+    outOfOrder,
+    drainMs: Date.now() - drainStart,
+    putP50Ms: Math.round(writer.putHist.quantileUs(0.5)) / 1000,
+    putP99Ms: Math.round(writer.putHist.quantileUs(0.99)) / 1000,
+  });
+}
+
 async function prepareWatchFanout(cfg: DriverConfig, so: StreamOptions): Promise<Driver> {
   if (so.watchers < 1) throw new Error('loadgen: --watchers must be >= 1');
   const t = new Tally();
   const prefix = Buffer.from(`/bench-watch/${process.pid}-${Date.now().toString(36)}/`, 'latin1');
-  const st: WatchState = { t, firstMeasuredSeq: -1, endMeasuredSeq: -1, prefix };
+  // ops = events in the window, latency = their delivery: both go straight into the run's tally.
+  const st = newWatchState(t, prefix, { countOps: true, valueBytes: VALUE_BYTES, hist: t.hist });
   const sessions = await openSessions(cfg);
   const writerConn = connect('h2', cfg.target);
   const closeAll = (): void => {
@@ -408,158 +645,22 @@ async function prepareWatchFanout(cfg: DriverConfig, so: StreamOptions): Promise
   };
   try {
     await writerConn.ready(cfg.connectTimeoutMs);
-    // Create the watchers, all on the same prefix, and wait for every `created`.
-    let created = 0;
-    const watchers: Watcher[] = [];
-    const createReq = frame(
-      etcdserverpb.WatchRequest.encode({ createRequest: { key: prefix, rangeEnd: prefixEnd(prefix) } }).finish(),
-    );
-    for (let i = 0; i < so.watchers; i++) {
-      const w = new Watcher(st, () => created++);
-      w.call = sessions[i % sessions.length].open('/etcdserverpb.Watch/Watch', w);
-      w.call.send(createReq);
-      watchers.push(w);
-    }
-    const createTimeoutMs = Math.max(30_000, so.watchers * 30);
-    if (!(await waitUntil(() => created === so.watchers || t.errorsTotal > 0, createTimeoutMs)) || created !== so.watchers) {
-      throw new Error(
-        `watch-fanout: ${created} of ${so.watchers} watchers created after ${createTimeoutMs} ms; ` +
-          `errors ${JSON.stringify(t.errorsByCode)} ${t.errorSamples.join('; ')}`,
-      );
-    }
-
-    // The writer: open loop at watchRate puts/s (up to WRITER_MAX_IN_FLIGHT outstanding), or back-to-back.
-    const putHist = new Histogram();
+    const watchers = await createWatchers(st, sessions, so.watchers, 'watch-fanout');
     const keys: Buffer[] = [];
     for (let i = 0; i < 256; i++) keys.push(Buffer.concat([prefix, Buffer.from(String(i).padStart(3, '0'), 'latin1')]));
-    const value = Buffer.alloc(VALUE_BYTES);
-    let seq = 0;
-    let putsOk = 0;
-    let putsFailed = 0;
-    let putRevSum = 0;
-    let inFlight = 0;
-    let writerBehind = 0;
-    let writing = false;
-    let runStartUs = 0;
-    const intervalUs = so.watchRate > 0 ? 1e6 / so.watchRate : 0;
-    const maxInFlight = intervalUs > 0 ? WRITER_MAX_IN_FLIGHT : 1;
-    let timer: NodeJS.Timeout | null = null;
-
-    class PutSlot implements CallSink {
-      readonly caller = writerConn.caller('/etcdserverpb.KV/Put', this);
-      sentAt = 0;
-      inMeasure = false;
-      callComplete(errCode: string | null, detail: string, resp: Buffer | null): void {
-        inFlight--;
-        free.push(this);
-        if (t.phase === 'closed') return;
-        const now = nowUs();
-        const rev = errCode === null && resp !== null ? headerRevision(resp) : -1;
-        if (errCode !== null || rev <= 0) {
-          putsFailed++;
-          t.noteError(`PUT_${errCode ?? 'BAD_RESPONSE'}`, errCode !== null ? detail : 'put response without header.revision');
-        } else {
-          putsOk++;
-          putRevSum += rev;
-          if (this.inMeasure) putHist.record(now - this.sentAt);
-        }
-        if (intervalUs === 0) sendDue();
-      }
-    }
-    const free: PutSlot[] = [];
-    for (let i = 0; i < maxInFlight; i++) free.push(new PutSlot());
-
-    const sendOne = (slot: PutSlot): void => {
-      if (t.phase === 'measure' && st.firstMeasuredSeq < 0) st.firstMeasuredSeq = seq;
-      slot.sentAt = nowUs();
-      slot.inMeasure = t.phase === 'measure';
-      value.writeDoubleLE(seq, 0);
-      value.writeDoubleLE(slot.sentAt, 8);
-      const req = etcdserverpb.PutRequest.encode({ key: keys[seq % keys.length], value }).finish();
-      seq++;
-      inFlight++;
-      t.callsStarted++;
-      slot.caller.send(frame(req));
-    };
-    /** Send every put that is due (rate mode) or the next one (back-to-back); re-arm the timer. */
-    const sendDue = (): void => {
-      timer = null;
-      if (!writing) return;
-      if (intervalUs === 0) {
-        const slot = free.pop();
-        if (slot !== undefined) sendOne(slot);
-        return;
-      }
-      const now = nowUs();
-      while (runStartUs + seq * intervalUs <= now) {
-        const slot = free.pop();
-        if (slot === undefined) {
-          writerBehind++; // every slot busy: this put goes out late (the rate shortfall shows in putsPerSecInWindow)
-          break;
-        }
-        sendOne(slot);
-      }
-      const waitMs = Math.max(0, (runStartUs + seq * intervalUs - nowUs()) / 1000);
-      timer = setTimeout(sendDue, waitMs);
-    };
+    const writer = new RateWriter(writerConn, keys, st, so.watchRate);
 
     const go = (onMeasure: (edge: 'start' | 'end') => void): Promise<DriverResult> =>
       new Promise<DriverResult>((resolve) => {
         schedule(cfg, t, onMeasure, () => {
-          writing = false;
-          st.endMeasuredSeq = seq;
-          if (timer !== null) clearTimeout(timer);
-          const drainStart = Date.now();
-          void waitUntil(() => inFlight === 0 && watchers.every((w) => w.received >= putsOk), cfg.drainTimeoutMs).then(() => {
-            const expected = putsOk;
-            let missingWatchers = 0;
-            let missingEvents = 0;
-            let extraEvents = 0;
-            let wrongEvents = 0;
-            let outOfOrder = 0;
-            for (const w of watchers) {
-              outOfOrder += w.outOfOrder;
-              if (w.received < expected) {
-                missingWatchers++;
-                missingEvents += expected - w.received;
-              } else if (w.received > expected) {
-                extraEvents += w.received - expected;
-              } else if (w.revSum !== putRevSum) {
-                wrongEvents++;
-              }
-            }
-            if (missingWatchers > 0) {
-              t.noteError('MISSING_EVENTS', `${missingWatchers} of ${watchers.length} watchers lack ${missingEvents} events in total after ${cfg.drainTimeoutMs} ms of drain`, missingWatchers);
-            }
-            if (extraEvents > 0) t.noteError('EXTRA_EVENTS', `${extraEvents} events more than acknowledged puts (${putsFailed} puts failed)`);
-            if (wrongEvents > 0) t.noteError('WRONG_EVENTS', `${wrongEvents} watchers got as many events as puts but not the put revisions`, wrongEvents);
-            t.unfinished = inFlight;
-            Object.assign(t.extra, {
-              watchers: watchers.length,
-              watchRate: so.watchRate,
-              puts: putsOk,
-              putsFailed,
-              writerBehind,
-              putsPerSecInWindow: 0,
-              eventsExpected: expected * watchers.length,
-              eventsReceived: watchers.reduce((sum, w) => sum + w.received, 0),
-              missingWatchers,
-              missingEvents,
-              outOfOrder,
-              drainMs: Date.now() - drainStart,
-              putP50Ms: Math.round(putHist.quantileUs(0.5)) / 1000,
-              putP99Ms: Math.round(putHist.quantileUs(0.99)) / 1000,
-            });
-            const windowS = Number(t.measureEnd - t.measureStart) / 1e9;
-            t.extra.putsPerSecInWindow = windowS > 0 ? Math.round(putHist.total / windowS) : 0;
+          void drainAndCheckWatchers(st, writer, watchers, cfg.drainTimeoutMs, so.watchRate).then(() => {
+            t.unfinished = writer.inFlight;
             const result = t.result();
             closeAll();
             resolve(result);
           });
         });
-        writing = true;
-        runStartUs = nowUs();
-        sendDue();
+        writer.start();
       });
     return { go, close: closeAll };
   } catch (e) {

@@ -3,7 +3,8 @@
  * 'ready', wait for 'go', run, post the result. Messages are LoadgenMessage.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { prepareDriver, type DriverConfig, type DriverResult } from './driver';
+import { prepareConfigMix } from './config-mix';
+import { prepareDriver, type Driver, type DriverConfig, type DriverResult } from './driver';
 import { prepareStreamDriver } from './stream-driver';
 import { isStreamWorkload } from './workloads';
 
@@ -19,7 +20,10 @@ async function main(): Promise<void> {
   const post = (m: LoadgenMessage): void => port.postMessage(m);
   try {
     const cfg = workerData as DriverConfig;
-    const driver = isStreamWorkload(cfg.workload) ? await prepareStreamDriver(cfg) : await prepareDriver(cfg);
+    let driver: Driver;
+    if (cfg.workload === 'config-mix') driver = await prepareConfigMix(cfg);
+    else if (isStreamWorkload(cfg.workload)) driver = await prepareStreamDriver(cfg);
+    else driver = await prepareDriver(cfg);
     port.once('message', (msg: unknown) => {
       if (msg !== 'go') {
         driver.close();

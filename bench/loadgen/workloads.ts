@@ -3,9 +3,10 @@
  * once before the run (request i addresses key i of the key space), a cheap response
  * check for every call and a full decode of a few responses.
  *
- * To add a workload (txn-put, range-prefix, lease-grant, ...), add an entry to WORKLOADS;
- * the load generator and the runner pick it up by name. Streaming workloads (watch-fanout,
- * lease-keepalive) are listed in STREAM_WORKLOADS and driven by stream-driver.ts.
+ * To add a workload (delete, lease-grant, ...), add an entry to WORKLOADS; the load
+ * generator and the runner pick it up by name. Streaming and mixed workloads
+ * (watch-fanout, lease-keepalive, config-mix) are listed in STREAM_WORKLOADS and driven
+ * by stream-driver.ts and config-mix.ts.
  */
 import { etcdserverpb } from '../../src/gen/proto';
 import { scanField } from './proto-scan';
@@ -21,6 +22,8 @@ export interface KeyOptions {
   keySpace: number;
   /** Order in which a client walks the key space. */
   keyOrder: KeyOrder;
+  /** txn-put: puts per Txn (distinct keys i, i+1, ... of the key space; default 1). */
+  txnOps?: number;
 }
 
 /** What the server must hold before the workload runs. */
@@ -37,12 +40,17 @@ export interface Workload {
   /** Encode request i for key i, for every key of the key space. */
   encodeRequests(o: KeyOptions): Buffer[];
   /** Hot-path check of one response; false counts as an error. Must not allocate. */
-  check(resp: Buffer): boolean;
+  check(resp: Buffer, o: KeyOptions): boolean;
   /** Full decode of a response; throws when it is not what the workload expects. */
   verify(resp: Buffer, o: KeyOptions): void;
 }
 
 export const KEY_OPTIONS_DEFAULT: KeyOptions = { keySize: 8, valSize: 256, keySpace: 100_000, keyOrder: 'random' };
+
+/** etcd's default --max-txn-ops: a Txn with more operations is refused. */
+export const MAX_TXN_OPS = 128;
+/** range-prefix: keys per Range (the last two decimal digits of the key vary). */
+export const PREFIX_RANGE_KEYS = 100;
 
 /** Key i: the decimal index zero-padded to keySize bytes. */
 export function keyOf(i: number, keySize: number): Buffer {
@@ -69,6 +77,9 @@ export function checkKeyOptions(o: KeyOptions): void {
   if (!Number.isInteger(o.keySize) || o.keySize < 1) throw new Error('--key-size must be >= 1');
   if (!Number.isInteger(o.valSize) || o.valSize < 0) throw new Error('--val-size must be >= 0');
   keyOf(o.keySpace - 1, o.keySize); // throws when the key space does not fit
+  const txnOps = o.txnOps ?? 1;
+  if (!Number.isInteger(txnOps) || txnOps < 1 || txnOps > MAX_TXN_OPS) throw new Error(`--txn-ops must be 1..${MAX_TXN_OPS} (etcd's --max-txn-ops)`);
+  if (txnOps > o.keySpace) throw new Error('--txn-ops must not exceed --key-space (the keys of one Txn must differ)');
 }
 
 function toBuffer(u: Uint8Array): Buffer {
@@ -82,9 +93,12 @@ function encodeAll(o: KeyOptions, encode: (key: Buffer) => Uint8Array): Buffer[]
   return out;
 }
 
-// ResponseHeader is field 1 of every KV response; RangeResponse.kvs is field 2.
+// ResponseHeader is field 1 of every KV response; RangeResponse.kvs is field 2;
+// TxnResponse.succeeded is field 2 and TxnResponse.responses field 3.
 const FIELD_HEADER = 1;
 const FIELD_KVS = 2;
+const FIELD_TXN_SUCCEEDED = 2;
+const FIELD_TXN_RESPONSES = 3;
 
 function verifyHeader(header: etcdserverpb.IResponseHeader | null | undefined): void {
   if (header === null || header === undefined) throw new Error('response without header');
@@ -132,19 +146,121 @@ function rangeWorkload(name: string, serializable: boolean): Workload {
   };
 }
 
-export const WORKLOADS: ReadonlyMap<string, Workload> = new Map(
-  [put, rangeWorkload('range', false), rangeWorkload('range-serializable', true)].map((w) => [w.name, w]),
-);
+/**
+ * etcd benchmark's txn-put (3.4): a Txn without compares whose success branch puts
+ * --txn-ops keys. Request i puts keys i, i+1, ..., i+txnOps-1 (mod the key space), so
+ * the keys of one Txn always differ (etcd refuses a Txn that puts one key twice).
+ */
+const txnPut: Workload = {
+  name: 'txn-put',
+  description: 'Txn (no compares) whose success branch puts --txn-ops (1) keys with --val-size values, keys from --key-space in --key-order',
+  method: '/etcdserverpb.KV/Txn',
+  needs: 'fresh',
+  writes: true,
+  encodeRequests(o) {
+    checkKeyOptions(o);
+    const value = valueOf(o.valSize);
+    const n = o.txnOps ?? 1;
+    const keys = new Array<Buffer>(o.keySpace);
+    for (let i = 0; i < o.keySpace; i++) keys[i] = keyOf(i, o.keySize);
+    const out = new Array<Buffer>(o.keySpace);
+    for (let i = 0; i < o.keySpace; i++) {
+      const success: etcdserverpb.IRequestOp[] = [];
+      for (let j = 0; j < n; j++) success.push({ requestPut: { key: keys[(i + j) % o.keySpace], value } });
+      out[i] = toBuffer(etcdserverpb.TxnRequest.encode({ success }).finish());
+    }
+    return out;
+  },
+  check: (resp, o) => scanField(resp, FIELD_TXN_SUCCEEDED) === 1 && scanField(resp, FIELD_TXN_RESPONSES) === (o.txnOps ?? 1),
+  verify(resp, o) {
+    const r = etcdserverpb.TxnResponse.decode(resp);
+    verifyHeader(r.header);
+    if (!r.succeeded) throw new Error('txn without compares answered succeeded=false');
+    if (r.responses.length !== (o.txnOps ?? 1)) throw new Error(`txn answered ${r.responses.length} responses for ${o.txnOps ?? 1} puts`);
+    for (const op of r.responses) if (op.responsePut === null || op.responsePut === undefined) throw new Error('txn response op is not a put response');
+  },
+};
 
-/** What the runner needs to know about any workload, unary or streaming. */
-export type WorkloadInfo = Pick<Workload, 'name' | 'description' | 'needs' | 'writes'> & { readonly streaming: boolean };
+/** The Range covering key i's group of PREFIX_RANGE_KEYS keys: its key without the last two digits, as a prefix. */
+function prefixRange(key: Buffer): { key: Buffer; rangeEnd: Buffer } {
+  const prefix = key.subarray(0, key.length - 2);
+  const rangeEnd = Buffer.from(prefix);
+  rangeEnd[rangeEnd.length - 1]++; // a decimal digit, never 0xff
+  return { key: Buffer.from(prefix), rangeEnd };
+}
 
 /**
- * Streaming workloads: their drivers are in stream-driver.ts (one load-generator thread
- * each, --workers is ignored). ops/s is events delivered/s (watch-fanout) and
- * keep-alive responses/s (lease-keepalive).
+ * A linearizable Range over a prefix that matches exactly PREFIX_RANGE_KEYS preloaded
+ * keys: keys are zero-padded decimal indices, so the keys sharing all but their last
+ * two digits are a group of 100 (e.g. prefix 000123 -> keys 00012300..00012399).
+ * Request i reads key i's group, so a random key walk reads random groups.
  */
-export const STREAM_WORKLOADS: ReadonlyMap<string, WorkloadInfo> = new Map(
+const rangePrefix: Workload = {
+  name: 'range-prefix',
+  description: `Range (linearizable) over a key prefix matching exactly ${PREFIX_RANGE_KEYS} preloaded keys (all but the last two digits of a key)`,
+  method: '/etcdserverpb.KV/Range',
+  needs: 'preloaded',
+  writes: false,
+  encodeRequests(o) {
+    checkKeyOptions(o);
+    if (o.keySize < 3) throw new Error('range-prefix needs --key-size >= 3 (a prefix plus two digits)');
+    if (o.keySpace % PREFIX_RANGE_KEYS !== 0) throw new Error(`range-prefix needs --key-space to be a multiple of ${PREFIX_RANGE_KEYS}`);
+    const groups: Buffer[] = [];
+    for (let g = 0; g < o.keySpace / PREFIX_RANGE_KEYS; g++) {
+      groups.push(toBuffer(etcdserverpb.RangeRequest.encode(prefixRange(keyOf(g * PREFIX_RANGE_KEYS, o.keySize))).finish()));
+    }
+    const out = new Array<Buffer>(o.keySpace);
+    for (let i = 0; i < o.keySpace; i++) out[i] = groups[Math.floor(i / PREFIX_RANGE_KEYS)];
+    return out;
+  },
+  check: (resp) => scanField(resp, FIELD_KVS) === PREFIX_RANGE_KEYS,
+  verify(resp, o) {
+    const r = etcdserverpb.RangeResponse.decode(resp);
+    verifyHeader(r.header);
+    if (r.kvs.length !== PREFIX_RANGE_KEYS || Number(r.count) !== PREFIX_RANGE_KEYS) {
+      throw new Error(`prefix range returned ${r.kvs.length} kvs (count ${String(r.count)}), expected ${PREFIX_RANGE_KEYS} (was the key space preloaded?)`);
+    }
+    const prefix = Buffer.from(r.kvs[0].key ?? new Uint8Array(0)).subarray(0, o.keySize - 2);
+    for (const kv of r.kvs) {
+      const key = Buffer.from(kv.key ?? new Uint8Array(0));
+      if (key.length !== o.keySize || !key.subarray(0, o.keySize - 2).equals(prefix)) throw new Error(`prefix range returned key ${key.toString('latin1')} outside the prefix`);
+      if ((kv.value?.length ?? 0) !== o.valSize) throw new Error(`prefix range returned a value of ${kv.value?.length ?? 0} bytes`);
+    }
+  },
+};
+
+export const WORKLOADS: ReadonlyMap<string, Workload> = new Map(
+  [put, txnPut, rangeWorkload('range', false), rangeWorkload('range-serializable', true), rangePrefix].map((w) => [w.name, w]),
+);
+
+/**
+ * A further table row for a workload whose run measures more than one thing (config-mix:
+ * writes and watch events next to its reads): the names of the LoadResult.extra values
+ * that hold its rate and latencies.
+ */
+export interface ExtraRow {
+  readonly label: string;
+  readonly ops: string;
+  readonly p50: string;
+  readonly p99: string;
+}
+
+/** What the runner needs to know about any workload, unary or streaming. */
+export type WorkloadInfo = Pick<Workload, 'name' | 'description' | 'needs' | 'writes'> & {
+  readonly streaming: boolean;
+  /** Label of the main row (ops/s and latency of LoadResult) when it is not just the name. */
+  readonly mainLabel?: string;
+  readonly rows?: readonly ExtraRow[];
+};
+
+/**
+ * Streaming and mixed workloads: their drivers are in stream-driver.ts and config-mix.ts
+ * (one load-generator thread each, --workers is ignored, so senders and receivers share
+ * one clock). ops/s is events delivered/s (watch-fanout), keep-alive responses/s
+ * (lease-keepalive) and reads/s (config-mix, with its writes and watch events as rows
+ * of their own).
+ */
+export const STREAM_WORKLOADS: ReadonlyMap<string, WorkloadInfo> = new Map<string, WorkloadInfo>(
   [
     {
       name: 'watch-fanout',
@@ -161,6 +277,21 @@ export const STREAM_WORKLOADS: ReadonlyMap<string, WorkloadInfo> = new Map(
       needs: 'fresh' as const,
       writes: true,
       streaming: true,
+    },
+    {
+      name: 'config-mix',
+      description:
+        'configuration service: --clients readers Range one of --mix-keys config keys (--mix-serializable of them serializable, the rest linearizable), ' +
+        '--mix-watchers watchers on the config prefix, one writer updating config keys at --mix-write-rate puts/s; ' +
+        'every watcher must receive every write',
+      needs: 'fresh' as const,
+      writes: true,
+      streaming: true,
+      mainLabel: 'config-mix reads',
+      rows: [
+        { label: 'config-mix writes', ops: 'putsPerSecInWindow', p50: 'putP50Ms', p99: 'putP99Ms' },
+        { label: 'config-mix watch delivery', ops: 'eventsPerSecInWindow', p50: 'watchP50Ms', p99: 'watchP99Ms' },
+      ],
     },
   ].map((w) => [w.name, w]),
 );
