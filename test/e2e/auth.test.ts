@@ -206,7 +206,8 @@ const errorOf = async (p: Promise<unknown>): Promise<{ code?: number; details?: 
 
 describe('auth on cairn: what etcdctl cannot show', () => {
   it('with auth on, a caller without credentials reaches no RPC; simple tokens expire after --auth-token-ttl without use', async () => {
-    const server = await startCairn({ extraArgs: ['--bcrypt-cost', '4', '--auth-token-ttl', '2'] });
+    // Margins for a loaded machine: used after 1 s of a 4 s TTL, then idle for 6 s.
+    const server = await startCairn({ extraArgs: ['--bcrypt-cost', '4', '--auth-token-ttl', '4'] });
     const c = authClients(server.endpoint);
     try {
       await setUpUsers(server.endpoint);
@@ -228,7 +229,7 @@ describe('auth on cairn: what etcdctl cannot show', () => {
       await put(c.kv, '/app/t', 'v', token);
       await new Promise((r) => setTimeout(r, 1000));
       await get(c.kv, '/app/t', token); // used within the TTL: kept alive
-      await new Promise((r) => setTimeout(r, 3000));
+      await new Promise((r) => setTimeout(r, 6000));
       const expired = await errorOf(get(c.kv, '/app/t', token));
       expect(expired.code).toBe(grpc.status.UNAUTHENTICATED);
       expect(expired.details).toBe('etcdserver: invalid auth token');
@@ -247,7 +248,7 @@ describe('auth on cairn: what etcdctl cannot show', () => {
     // The public key given as a certificate over it, as operators often have it.
     execFileSync('openssl', ['req', '-x509', '-key', 'priv.pem', '-out', 'pub-cert.pem', '-days', '2', '-subj', '/CN=cairn-jwt'], { cwd: dir, stdio: 'ignore' });
     const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const spec = `jwt,pub-key=${path.join(dir, 'pub-cert.pem')},priv-key=${path.join(dir, 'priv.pem')},sign-method=RS256,ttl=3s`;
+    const spec = `jwt,pub-key=${path.join(dir, 'pub-cert.pem')},priv-key=${path.join(dir, 'priv.pem')},sign-method=RS256,ttl=8s`;
     const server = await startCairn({ extraArgs: ['--bcrypt-cost', '4', '--auth-token', spec] });
     const c = authClients(server.endpoint);
     try {
@@ -270,7 +271,7 @@ describe('auth on cairn: what etcdctl cannot show', () => {
       expect(stale.details).toBe('auth: revision in header is old');
       const fresh = (await authenticate(c.auth, 'alice', 'alicepw')).token;
       expect((await get(c.kv, '/app/j', fresh)).kvs).toHaveLength(1);
-      await new Promise((r) => setTimeout(r, 4500));
+      await new Promise((r) => setTimeout(r, 9000));
       expect((await errorOf(get(c.kv, '/app/j', fresh))).details).toBe('etcdserver: invalid auth token');
     } finally {
       c.close();

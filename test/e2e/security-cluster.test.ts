@@ -92,7 +92,7 @@ async function spawnMember(name: string, clientPort: number, peerPort: number, f
 const serverFlags = (): string[] => [
   '--cert-file', f('server.pem'), '--key-file', f('server.key'), '--trusted-ca-file', f('ca.pem'), '--client-cert-auth',
   '--peer-cert-file', f('peer.pem'), '--peer-key-file', f('peer.key'), '--peer-trusted-ca-file', f('ca.pem'), '--peer-client-cert-auth',
-  '--peer-cert-allowed-cn', 'cairn-peer', '--peer-crl-file', f('crl.pem'), '--bcrypt-cost', '4', '--auth-token-ttl', '3',
+  '--peer-cert-allowed-cn', 'cairn-peer', '--peer-crl-file', f('crl.pem'), '--bcrypt-cost', '4', '--auth-token-ttl', '6',
 ];
 
 async function startCluster(n: number, flags: () => string[], scheme = 'https'): Promise<Member[]> {
@@ -211,7 +211,7 @@ describe('a 3-member cluster with client and peer TLS and auth on', () => {
     expect(w.stdout + w.stderr).toContain('permission denied');
   }, 90_000);
 
-  it('a token is known on every member and refused everywhere once it expired (--auth-token-ttl 3)', async () => {
+  it('a token is known on every member and refused everywhere once it expired (--auth-token-ttl 6)', async () => {
     const creds = grpc.credentials.createSsl(readFileSync(f('ca.pem')), readFileSync(f('client-alice.key')), readFileSync(f('client-alice.pem')));
     const clients = members.map((m) => new grpc.Client(m.client.replace('https://', ''), creds));
     const unary = <T>(c: grpc.Client, method: string, req: Uint8Array, decode: (b: Buffer) => T, token?: string): Promise<T> =>
@@ -227,7 +227,7 @@ describe('a 3-member cluster with client and peer TLS and auth on', () => {
         const r = await unary(c, '/etcdserverpb.KV/Range', range, (b) => pb.RangeResponse.decode(b), auth.token);
         expect(r.kvs).toHaveLength(1);
       }
-      await new Promise((r) => setTimeout(r, 4500));
+      await new Promise((r) => setTimeout(r, 8000));
       for (const c of clients) {
         const err = await unary(c, '/etcdserverpb.KV/Range', range, (b) => pb.RangeResponse.decode(b), auth.token).then(
           () => undefined,
