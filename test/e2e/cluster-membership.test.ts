@@ -139,13 +139,15 @@ describe('membership changes', () => {
   });
 
   it('move-leader hands leadership to the chosen member', async () => {
-    const leader = await cluster.leader();
+    // d (added above) is a voter too and may hold the leadership after the restart.
+    const all = [...cluster.members, extra.find((m) => m.name === 'd')!];
+    const { leader } = await cluster.waitForLeader(30_000, all);
     const target = cluster.members.find((m) => m !== leader)!;
     // The raw text: member IDs are uint64, beyond what JSON.parse keeps exactly.
     const raw = await ctl(target, 'endpoint', 'status', '-w', 'json');
     const targetId = BigInt(/"member_id":(\d+)/.exec(raw)![1]).toString(16);
     expect(await ctl(leader, 'move-leader', targetId)).toMatch(new RegExp(`to +${targetId}`));
-    expect((await cluster.leader()).name).toBe(target.name);
+    expect((await cluster.waitForLeader(30_000, all)).leader.name).toBe(target.name);
     const learnerless = await etcdctl(leader.endpoint, ['move-leader', '1234']);
     expect(learnerless.code).not.toBe(0);
   });

@@ -110,7 +110,7 @@ describe('watch at scale', () => {
     slow.end();
     fast.end();
     slowConn.close();
-  });
+  }, 180_000); // 32 MiB through a loaded CI machine: each wait above has its own bound and message
 });
 
 describe('lease expiry under load', () => {
