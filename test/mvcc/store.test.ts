@@ -163,6 +163,29 @@ describe('mvcc compaction', () => {
   });
 });
 
+describe('mvcc compaction of a key back to one revision', () => {
+  it('keeps its create revision and version, its reads at every revision still held, and its next put', async () => {
+    const { store, reopen } = await openStore();
+    put(store, 'a', '1'); // 2
+    put(store, 'a', '2'); // 3
+    put(store, 'a', '3'); // 4
+    put(store, 'b', '1'); // 5
+    await store.compact(5).physical; // a keeps only its revision 4
+    expect(show((await store.range(b('a'), undefined, { revision: 5 })).kvs)).toEqual(['a=3@c2m4v3']);
+    expect(show(store.rangeCurrent(b('a'), b('c')).kvs)).toEqual(['a=3@c2m4v3', 'b=1@c5m5v1']);
+    expect(put(store, 'a', '4')).toBe(6);
+    expect(show((await store.range(b('a'), undefined, { revision: 5 })).kvs)).toEqual(['a=3@c2m4v3']);
+    expect(show(store.rangeCurrent(b('a'), undefined).kvs)).toEqual(['a=4@c2m6v4']);
+    del(store, 'a'); // 7
+    const again = await reopen();
+    expect(again.rangeCurrent(b('a'), undefined).count).toBe(0);
+    expect(show((await again.range(b('a'), undefined, { revision: 6 })).kvs)).toEqual(['a=4@c2m6v4']);
+    expect(show((await again.range(b('a'), undefined, { revision: 5 })).kvs)).toEqual(['a=3@c2m4v3']);
+    expect(put(again, 'a', '5')).toBe(8);
+    expect(show(again.rangeCurrent(b('a'), b('c')).kvs)).toEqual(['a=5@c8m8v1', 'b=1@c5m5v1']);
+  });
+});
+
 describe('mvcc restart', () => {
   it('rebuilds revisions, history and the compaction point from LevelDB', async () => {
     const { store, reopen } = await openStore();
