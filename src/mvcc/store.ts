@@ -45,6 +45,9 @@ import {
 /** Keys are ordered as bytes; latin1 maps each byte to one UTF-16 unit, keeping that order. */
 export const indexKey = (key: Buffer): string => key.toString('latin1');
 
+/** The tree's order: plain string comparison (sorted-btree's default checks types first, on every step of every lookup). */
+const compareIndexKeys = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
 class Entry {
   /** The record of the key's current value while the key is live; undefined once deleted. */
   record: Buffer | undefined;
@@ -111,7 +114,7 @@ export interface StoreStats {
 }
 
 export class MvccStore {
-  private readonly tree = new BTree<string, Entry>();
+  private readonly tree = new BTree<string, Entry>(undefined, compareIndexKeys);
   private revision = 1;
   private compactRev = -1;
   private appliedIndex = 0;
@@ -321,27 +324,30 @@ export class MvccStore {
     return new WriteTxn(this, this.revision);
   }
 
-  /** Internal: the key's current key-value (used by WriteTxn). */
-  currentOf(key: Buffer): KeyValue | undefined {
-    return this.tree.get(indexKey(key))?.current();
+  /** Internal: the index entry of a key (`k` = indexKey(key)), for WriteTxn. */
+  entryAt(k: string): Entry | undefined {
+    return this.tree.get(k);
   }
 
-  /** Internal: records one change of a write transaction. */
-  applyChange(kv: KeyValue, rev: Revision, tombstone: boolean): void {
+  /** Internal: records a put of a write transaction; `e` is entryAt(k). */
+  applyPut(k: string, e: Entry | undefined, kv: KeyValue, rev: Revision): void {
     // A live key's record stays in memory: it gets an allocation of its own, so it holds
     // neither the request's buffers nor a shared pool slab.
-    const record = encodeRecord(kv, tombstone, !tombstone);
-    const k = indexKey(kv.key);
-    const e = this.tree.get(k);
-    if (tombstone) {
-      if (e === undefined) throw new Error(`mvcc: delete of a key not in the index at ${rev.main}.${rev.sub}`);
-      e.tombstone(rev);
-      this.deletes++;
-    } else {
-      if (e === undefined) this.tree.set(k, new Entry(record, rev));
-      else e.put(record, rev);
-      this.puts++;
-    }
+    const record = encodeRecord(kv, false, true);
+    if (e === undefined) this.tree.set(k, new Entry(record, rev));
+    else e.put(record, rev);
+    this.puts++;
+    this.sizeBytes += record.length + 17;
+    this.backend.put(revKey(rev), record);
+  }
+
+  /** Internal: records a delete of a write transaction. */
+  applyTombstone(tomb: KeyValue, rev: Revision): void {
+    const e = this.tree.get(indexKey(tomb.key));
+    if (e === undefined) throw new Error(`mvcc: delete of a key not in the index at ${rev.main}.${rev.sub}`);
+    e.tombstone(rev);
+    this.deletes++;
+    const record = encodeRecord(tomb, true);
     this.sizeBytes += record.length + 17;
     this.backend.put(revKey(rev), record);
   }
@@ -491,7 +497,9 @@ export class WriteTxn {
   put(key: Buffer, value: Buffer, lease: bigint): KeyValue {
     this.assertOpen();
     const rev = this.beginRevision + 1;
-    const prev = this.store.currentOf(key);
+    const k = indexKey(key);
+    const e = this.store.entryAt(k);
+    const prev = e?.current();
     const kv: KeyValue = {
       key,
       value,
@@ -500,7 +508,7 @@ export class WriteTxn {
       version: prev ? prev.version + 1 : 1,
       lease,
     };
-    this.store.applyChange(kv, { main: rev, sub: this.events.length }, false);
+    this.store.applyPut(k, e, kv, { main: rev, sub: this.events.length });
     this.events.push({ type: EventType.Put, kv, prevKv: prev });
     return kv;
   }
@@ -512,7 +520,7 @@ export class WriteTxn {
     const { kvs } = this.store.rangeLatest(key, end, this.readRevision);
     for (const prev of kvs) {
       const tomb: KeyValue = { key: prev.key, value: EMPTY, createRevision: 0, modRevision: rev, version: 0, lease: 0n };
-      this.store.applyChange(tomb, { main: rev, sub: this.events.length }, true);
+      this.store.applyTombstone(tomb, { main: rev, sub: this.events.length });
       this.events.push({ type: EventType.Delete, kv: tomb, prevKv: prev });
     }
     return kvs;
