@@ -2,9 +2,10 @@
 // A repeatable probe of cairn's memory and restart time at a large key count, for A/B work
 // on the store (the full side-by-side with etcd is `npm run bench -- --scale`).
 //
-//   node scripts/scale-probe.mjs load <dir> [keys=1000000]
-//       start cairn on <dir>, put <keys> keys (8-byte keys, 256-byte values, Txn of 100
-//       puts, 16 in flight), print RSS after 3 s idle, then kill -9 it.
+//   node scripts/scale-probe.mjs load <dir> [keys=1000000] [--puts SECONDS]
+//       start cairn on <dir>, put <keys> keys (8-byte keys, 256-byte incompressible values,
+//       Txn of 100 puts, 16 in flight), print RSS after 3 s idle, optionally run the put
+//       workload over all keys for SECONDS (as `--scale` does), then kill -9 it.
 //   node scripts/scale-probe.mjs restart <dir> [--cpu-prof] [--rounds N]
 //       copy <dir> to a temp dir, start cairn on the copy, print spawn -> first answered
 //       linearizable Range of the last loaded key, and RSS then; N times.
@@ -121,12 +122,13 @@ async function waitServed(endpoint, key, needKv = true, timeoutMs = 300_000) {
   throw new Error('not served in time');
 }
 
-async function load(dir, keys) {
+async function load(dir, keys, putSeconds) {
   fs.mkdirSync(dir, { recursive: true });
   const { child, endpoint } = await startCairn(dir);
   await waitServed(endpoint, Buffer.from('x'), false, 30_000);
   const session = await connect(endpoint);
-  const value = Buffer.alloc(VAL_SIZE, 0x61);
+  const { valueOf } = require(path.join(root, 'dist/bench/loadgen/workloads.js'));
+  const value = valueOf(VAL_SIZE); // incompressible, as the bench's
   let next = 0;
   const t0 = Date.now();
   const worker = async () => {
@@ -144,6 +146,20 @@ async function load(dir, keys) {
   console.log(`loaded ${keys} keys in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   await sleep(3000);
   console.log(`RSS after load: ${rssMiB(child.pid)} MiB`);
+  if (putSeconds > 0) {
+    // As `--scale` does before its kill -9: random puts over all the keys (history, WAL entries).
+    const { runLoad } = require(path.join(root, 'dist/bench/loadgen/index.js'));
+    const r = await runLoad({
+      endpoint,
+      workload: 'put',
+      keys: { keySize: KEY_SIZE, valSize: VAL_SIZE, keySpace: keys, keyOrder: 'random' },
+      clients: 64,
+      conns: 4,
+      warmupMs: 1000,
+      durationMs: putSeconds * 1000,
+    });
+    console.log(`then ${Math.round(r.opsPerSec)} puts/s for ${putSeconds} s`);
+  }
   child.kill('SIGKILL');
   await new Promise((r) => child.once('exit', r));
 }
@@ -169,7 +185,8 @@ async function restart(dir, cpuProf, rounds) {
 const [mode, dir, ...rest] = process.argv.slice(2);
 if (mode === 'load') {
   const keys = Number(rest[0] ?? 1_000_000);
-  await load(dir, keys);
+  const p = rest.indexOf('--puts');
+  await load(dir, keys, p >= 0 ? Number(rest[p + 1]) : 0);
   fs.writeFileSync(path.join(dir, '.keys'), String(keys));
 } else if (mode === 'restart') {
   const r = rest.indexOf('--rounds');

@@ -186,6 +186,25 @@ describe('mvcc compaction of a key back to one revision', () => {
   });
 });
 
+describe('mvcc live keys with leases', () => {
+  it('forEachLeased visits exactly the live keys that carry a lease, after a restart too', async () => {
+    const { store, reopen } = await openStore();
+    put(store, 'a', '1', 7n);
+    put(store, 'b', '1');
+    put(store, 'c', '1', -2n); // a lease ID is a full int64
+    put(store, 'd', '1', 7n);
+    del(store, 'd');
+    put(store, 'b', '2', 9n);
+    const seen = (s: MvccStore): string[] => {
+      const out: string[] = [];
+      s.forEachLeased((key, lease) => out.push(`${key}:${lease}`));
+      return out;
+    };
+    expect(seen(store)).toEqual(['a:7', 'b:9', 'c:-2']);
+    expect(seen(await reopen())).toEqual(['a:7', 'b:9', 'c:-2']);
+  });
+});
+
 describe('mvcc restart', () => {
   it('rebuilds revisions, history and the compaction point from LevelDB', async () => {
     const { store, reopen } = await openStore();
