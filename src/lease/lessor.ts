@@ -54,9 +54,7 @@ export class Lessor {
         lessor.leases.set(id, { id, ttlSeconds: Number(v.readBigUInt64BE(1)), keys: new Set() });
       }
     });
-    store.forEachLive((kv) => {
-      if (kv.lease !== 0n) lessor.leases.get(kv.lease)?.keys.add(indexKey(kv.key));
-    });
+    if (lessor.leases.size > 0) store.forEachLeased((key, lease) => lessor.leases.get(lease)?.keys.add(key));
   }
 
   onGranted(listener: (l: Lease) => void): void {

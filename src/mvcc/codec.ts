@@ -67,6 +67,46 @@ export function encodeRecord(kv: KeyValue, tombstone: boolean, own = false): Buf
   return b;
 }
 
+/** The key-value a live record holds at `modRevision`, its key and value viewing the record's bytes (no copy). */
+export function recordToKeyValue(b: Buffer, modRevision: number): KeyValue {
+  const keyEnd = HEADER_BYTES + b.readUInt32BE(26);
+  return {
+    key: b.subarray(HEADER_BYTES, keyEnd),
+    value: b.subarray(keyEnd),
+    createRevision: readU64(b, 2),
+    modRevision,
+    version: readU64(b, 10),
+    lease: recordLease(b),
+  };
+}
+
+/** A record's lease (most keys have none: no BigInt made for them). */
+export function recordLease(b: Buffer): bigint {
+  return b.readUInt32BE(18) === 0 && b.readUInt32BE(22) === 0 ? 0n : b.readBigInt64BE(18);
+}
+
+export function recordVersion(b: Buffer): number {
+  return readU64(b, 10);
+}
+
+export function recordCreateRevision(b: Buffer): number {
+  return readU64(b, 2);
+}
+
+export function isTombstoneRecord(b: Buffer): boolean {
+  return (b[1] & FLAG_TOMBSTONE) !== 0;
+}
+
+/** The record's key as the store's index string (latin1: one UTF-16 unit per byte), checked against the record's length. */
+export function recordIndexKey(rev: Revision, b: Buffer): string {
+  if (b.length < HEADER_BYTES || b[0] !== RECORD_FORMAT_VERSION) {
+    throw new Error(`mvcc: unreadable record at revision ${rev.main}.${rev.sub} (format ${b[0]})`);
+  }
+  const keyEnd = HEADER_BYTES + b.readUInt32BE(26);
+  if (keyEnd > b.length) throw new Error(`mvcc: truncated record at revision ${rev.main}.${rev.sub}`);
+  return b.toString('latin1', HEADER_BYTES, keyEnd);
+}
+
 /** The key and value bytes inside an encoded record (views, no copy). */
 export function recordKeyValue(b: Buffer): { key: Buffer; value: Buffer } {
   const keyLength = b.readUInt32BE(26);

@@ -5,65 +5,68 @@ import { Revision, compareRevision } from './types';
 // tombstone unless it is the current generation. An empty last generation means the key is
 // deleted now.
 //
-//   put@2 put@4 del@6 put@8  ->  [{created 2, ver 3, revs [2,4,6]}, {created 8, ver 1, revs [8]}]
+//   put@2 put@4 del@6 put@8  ->  [[2, 4, 6], [8]]
+//
+// Only keys with more than one revision since the last compaction (or a tombstone) have a
+// KeyIndex: the store keeps a key with a single live revision without one (see store.ts), so
+// a generation here is just its revisions, nothing else per key that nobody reads.
 
-export interface Generation {
-  created: Revision;
-  version: number;
-  revs: Revision[];
-}
-
-export interface KeyAt {
-  modified: Revision;
-  created: Revision;
-  version: number;
-}
+export type Generation = Revision[];
 
 export class KeyIndex {
-  modified: Revision = { main: 0, sub: 0 };
-  generations: Generation[] = [];
+  generations: Generation[];
 
   // No copy of the key here: the store's tree holds it, and a Buffer kept here would keep
   // the first record of the key (or the request that created it) alive for the key's life.
 
+  /** A key whose history is `first`, a live revision. */
+  constructor(first: Revision) {
+    this.generations = [[first]];
+  }
+
+  /** The key's last revision: its last put, or its tombstone when it is deleted now. */
+  get modified(): Revision {
+    const gens = this.generations;
+    const last = gens[gens.length - 1];
+    if (last.length > 0) return last[last.length - 1];
+    const closed = gens[gens.length - 2];
+    return closed[closed.length - 1];
+  }
+
   isEmpty(): boolean {
-    return this.generations.length === 1 && this.generations[0].revs.length === 0;
+    return this.generations.length === 1 && this.generations[0].length === 0;
   }
 
   /** True when the key exists now (its last generation has revisions). */
   isLive(): boolean {
-    const last = this.generations[this.generations.length - 1];
-    return last !== undefined && last.revs.length > 0;
+    return this.generations[this.generations.length - 1].length > 0;
+  }
+
+  /** True when the history is one live revision and nothing else (the store can drop the index). */
+  isSingle(): boolean {
+    return this.generations.length === 1 && this.generations[0].length === 1;
   }
 
   put(rev: Revision): void {
-    if (compareRevision(rev, this.modified) <= 0) {
-      throw new Error(`key-index: put at ${rev.main}.${rev.sub} not after ${this.modified.main}.${this.modified.sub}`);
+    if (!this.isEmpty()) {
+      const m = this.modified;
+      if (compareRevision(rev, m) <= 0) throw new Error(`key-index: put at ${rev.main}.${rev.sub} not after ${m.main}.${m.sub}`);
     }
-    if (this.generations.length === 0) this.generations.push({ created: rev, version: 0, revs: [] });
-    const g = this.generations[this.generations.length - 1];
-    if (g.revs.length === 0) g.created = rev;
-    g.revs.push(rev);
-    g.version++;
-    this.modified = rev;
+    this.generations[this.generations.length - 1].push(rev);
   }
 
   /** Records a deletion at `rev` and opens a new, empty generation. */
   tombstone(rev: Revision): void {
     if (!this.isLive()) throw new Error('key-index: tombstone of a key that does not exist');
     this.put(rev);
-    this.generations.push({ created: { main: 0, sub: 0 }, version: 0, revs: [] });
+    this.generations.push([]);
   }
 
-  /** The key as it was at store revision `atRev`, or undefined if it did not exist then. */
-  get(atRev: number): KeyAt | undefined {
+  /** The key's revision visible at store revision `atRev`, or undefined if it did not exist then. */
+  get(atRev: number): Revision | undefined {
     const g = this.findGeneration(atRev);
     if (g === undefined) return undefined;
-    for (let n = g.revs.length - 1; n >= 0; n--) {
-      if (g.revs[n].main <= atRev) {
-        return { modified: g.revs[n], created: g.created, version: g.version - (g.revs.length - n - 1) };
-      }
-    }
+    for (let n = g.length - 1; n >= 0; n--) if (g[n].main <= atRev) return g[n];
     return undefined;
   }
 
@@ -71,19 +74,12 @@ export class KeyIndex {
     const last = this.generations.length - 1;
     for (let i = last; i >= 0; i--) {
       const g = this.generations[i];
-      if (g.revs.length === 0) continue;
+      if (g.length === 0) continue;
       // A closed generation ends at its tombstone: at or after it the key did not exist.
-      if (i !== last && g.revs[g.revs.length - 1].main <= rev) return undefined;
-      if (g.revs[0].main <= rev) return g;
+      if (i !== last && g[g.length - 1].main <= rev) return undefined;
+      if (g[0].main <= rev) return g;
     }
     return undefined;
-  }
-
-  /** Every revision of this key with main revision > `rev`, oldest first (for watch replay). */
-  since(rev: number): Revision[] {
-    const out: Revision[] = [];
-    for (const g of this.generations) for (const r of g.revs) if (r.main > rev) out.push(r);
-    return out;
   }
 
   /**
@@ -95,23 +91,26 @@ export class KeyIndex {
     let genIdx = 0;
     while (genIdx < this.generations.length - 1) {
       const g = this.generations[genIdx];
-      if (g.revs[g.revs.length - 1].main > atRev) break;
+      if (g[g.length - 1].main > atRev) break;
       genIdx++;
     }
-    const g = this.generations[genIdx];
+    let g = this.generations[genIdx];
     let revIndex = -1;
-    for (let n = g.revs.length - 1; n >= 0; n--) {
-      if (g.revs[n].main <= atRev) {
+    for (let n = g.length - 1; n >= 0; n--) {
+      if (g[n].main <= atRev) {
         revIndex = n;
-        keep.add(revisionId(g.revs[n]));
+        keep.add(revisionId(g[n]));
         break;
       }
     }
-    if (g.revs.length > 0) {
-      if (revIndex !== -1) g.revs = g.revs.slice(revIndex);
+    if (g.length > 0) {
+      if (revIndex !== -1) {
+        g = g.slice(revIndex);
+        this.generations[genIdx] = g;
+      }
       // A generation reduced to its tombstone is gone entirely.
-      if (g.revs.length === 1 && genIdx !== this.generations.length - 1) {
-        keep.delete(revisionId(g.revs[0]));
+      if (g.length === 1 && genIdx !== this.generations.length - 1) {
+        keep.delete(revisionId(g[0]));
         genIdx++;
       }
     }

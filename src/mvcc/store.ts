@@ -10,8 +10,11 @@ import {
   decodeU64,
   encodeRecord,
   encodeU64,
-  recordKeyValue,
+  isTombstoneRecord,
   parseRevKey,
+  recordIndexKey,
+  recordLease,
+  recordToKeyValue,
   revKey,
 } from './codec';
 import { KeyIndex } from './key-index';
@@ -31,16 +34,77 @@ import {
 // etcd), together with the newest value of each live key, so reads at the current revision
 // and all of apply are synchronous. Older values are read from LevelDB.
 //
+// Memory per key is the point of the Entry layout (a million keys are a million of them):
+// the current value is kept only as its record (the bytes stored in LevelDB, one allocation)
+// and a KeyValue is built from it when read; a key with a single live revision since the
+// last compaction (most keys of a configuration store) has no KeyIndex, only that revision's
+// two numbers.
+//
 // Revisions follow etcd: a fresh store is at revision 1; each write transaction that changes
 // something takes the next main revision, its changes numbered by sub revision.
 
 /** Keys are ordered as bytes; latin1 maps each byte to one UTF-16 unit, keeping that order. */
 export const indexKey = (key: Buffer): string => key.toString('latin1');
 
-interface Entry {
-  index: KeyIndex;
-  /** The key-value at index.modified while the key is live. */
-  current: KeyValue | undefined;
+/** The tree's order: plain string comparison (sorted-btree's default checks types first, on every step of every lookup). */
+const compareIndexKeys = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+class Entry {
+  /** The record of the key's current value while the key is live; undefined once deleted. */
+  record: Buffer | undefined;
+  /** The key's last revision (its current value's, or its tombstone's). */
+  modMain: number;
+  modSub: number;
+  /** The key's history when it is more than the one live revision above. */
+  history: KeyIndex | undefined = undefined;
+
+  constructor(record: Buffer, rev: Revision) {
+    this.record = record;
+    this.modMain = rev.main;
+    this.modSub = rev.sub;
+  }
+
+  /** The history, made explicit (before a change that a single revision cannot describe). */
+  index(): KeyIndex {
+    if (this.history === undefined) this.history = new KeyIndex({ main: this.modMain, sub: this.modSub });
+    return this.history;
+  }
+
+  /** The revision of the key visible at store revision `rev`, or undefined. */
+  revisionAt(rev: number): Revision | undefined {
+    if (this.history !== undefined) return this.history.get(rev);
+    return this.modMain <= rev ? { main: this.modMain, sub: this.modSub } : undefined;
+  }
+
+  /** The current key-value (a new object viewing the record), or undefined when deleted. */
+  current(): KeyValue | undefined {
+    return this.record === undefined ? undefined : recordToKeyValue(this.record, this.modMain);
+  }
+
+  put(record: Buffer, rev: Revision): void {
+    this.index().put(rev);
+    this.record = record;
+    this.modMain = rev.main;
+    this.modSub = rev.sub;
+  }
+
+  tombstone(rev: Revision): void {
+    this.index().tombstone(rev);
+    this.record = undefined;
+    this.modMain = rev.main;
+    this.modSub = rev.sub;
+  }
+
+  /** See KeyIndex.compact; a history back to one live revision is dropped. */
+  compact(rev: number, keep: Set<string>): boolean {
+    if (this.history === undefined) {
+      if (this.modMain <= rev) keep.add(`${this.modMain}.${this.modSub}`);
+      return false;
+    }
+    if (this.history.compact(rev, keep)) return true;
+    if (this.history.isSingle()) this.history = undefined;
+    return false;
+  }
 }
 
 export interface StoreStats {
@@ -51,7 +115,7 @@ export interface StoreStats {
 }
 
 export class MvccStore {
-  private readonly tree = new BTree<string, Entry>();
+  private readonly tree = new BTree<string, Entry>(undefined, compareIndexKeys);
   private revision = 1;
   private compactRev = -1;
   private appliedIndex = 0;
@@ -106,7 +170,16 @@ export class MvccStore {
   /** Visits every live key-value at the current revision, in key order. */
   forEachLive(visit: (kv: KeyValue) => void): void {
     this.tree.forEachPair((_k, e) => {
-      if (e.current) visit(e.current);
+      if (e.record !== undefined) visit(recordToKeyValue(e.record, e.modMain));
+    });
+  }
+
+  /** Visits every live key that has a lease, with its lease (no KeyValue built: a restart at a million keys calls this). */
+  forEachLeased(visit: (key: string, lease: bigint) => void): void {
+    this.tree.forEachPair((k, e) => {
+      if (e.record === undefined) return;
+      const lease = recordLease(e.record);
+      if (lease !== 0n) visit(k, lease);
     });
   }
 
@@ -122,8 +195,8 @@ export class MvccStore {
     const keep = new Set<string>();
     if (compactRev > 0) {
       this.tree.forEachPair((_k, e) => {
-        const k = e.index.get(compactRev);
-        if (k) keep.add(`${k.modified.main}.${k.modified.sub}`);
+        const k = e.revisionAt(compactRev);
+        if (k) keep.add(`${k.main}.${k.sub}`);
       });
     }
     const read = (async () => {
@@ -196,15 +269,15 @@ export class MvccStore {
     const limit = opts.limit && opts.limit > 0 ? opts.limit : Infinity;
     const kvs: KeyValue[] = [];
     let count = 0;
+    const countOnly = opts.countOnly === true;
     this.forEachInRange(key, end, (e) => {
-      const at = rev >= e.index.modified.main ? (e.current ? e.current : undefined) : undefined;
-      if (at !== undefined) {
+      if (rev >= e.modMain) {
+        if (e.record === undefined) return; // deleted at or before rev
         count++;
-        if (!opts.countOnly && kvs.length < limit) kvs.push(at);
+        if (!countOnly && kvs.length < limit) kvs.push(recordToKeyValue(e.record, e.modMain));
         return;
       }
-      if (rev >= e.index.modified.main) return; // deleted at or before rev
-      if (e.index.get(rev) !== undefined) throw new Error('mvcc: in-memory range below the current revision');
+      if (e.revisionAt(rev) !== undefined) throw new Error('mvcc: in-memory range below the current revision');
     });
     return { kvs, count, revision: rev };
   }
@@ -214,12 +287,12 @@ export class MvccStore {
     const slots: Array<KeyValue | Revision> = [];
     let count = 0;
     this.forEachInRange(key, end, (e) => {
-      const at = e.index.get(rev);
+      const at = e.revisionAt(rev);
       if (at === undefined) return;
       count++;
       if (opts.countOnly || slots.length >= limit) return;
-      const cur = e.current;
-      slots.push(cur !== undefined && cur.modRevision === at.modified.main && e.index.modified === at.modified ? cur : at.modified);
+      const isCurrent = e.record !== undefined && at.main === e.modMain && at.sub === e.modSub;
+      slots.push(isCurrent ? recordToKeyValue(e.record!, e.modMain) : at);
     });
     const missing: Revision[] = [];
     for (const s of slots) if (!isKeyValue(s)) missing.push(s);
@@ -261,36 +334,30 @@ export class MvccStore {
     return new WriteTxn(this, this.revision);
   }
 
-  /** Internal: used by WriteTxn. */
-  entryOf(key: Buffer): Entry | undefined {
-    return this.tree.get(indexKey(key));
+  /** Internal: the index entry of a key (`k` = indexKey(key)), for WriteTxn. */
+  entryAt(k: string): Entry | undefined {
+    return this.tree.get(k);
   }
 
-  /** Internal: records one change of a write transaction. */
-  applyChange(kv: KeyValue, rev: Revision, tombstone: boolean): void {
-    const record = encodeRecord(kv, tombstone, !tombstone);
-    if (!tombstone) {
-      // The current key-value stays in memory while the key is live: point it at the record's
-      // own bytes, so it holds neither the request's buffers nor a shared pool slab.
-      const views = recordKeyValue(record);
-      kv.key = views.key;
-      kv.value = views.value;
-    }
-    const k = indexKey(kv.key);
-    let e = this.tree.get(k);
-    if (e === undefined) {
-      e = { index: new KeyIndex(), current: undefined };
-      this.tree.set(k, e);
-    }
-    if (tombstone) {
-      e.index.tombstone(rev);
-      e.current = undefined;
-      this.deletes++;
-    } else {
-      e.index.put(rev);
-      e.current = kv;
-      this.puts++;
-    }
+  /** Internal: records a put of a write transaction; `e` is entryAt(k). */
+  applyPut(k: string, e: Entry | undefined, kv: KeyValue, rev: Revision): void {
+    // A live key's record stays in memory: it gets an allocation of its own, so it holds
+    // neither the request's buffers nor a shared pool slab.
+    const record = encodeRecord(kv, false, true);
+    if (e === undefined) this.tree.set(k, new Entry(record, rev));
+    else e.put(record, rev);
+    this.puts++;
+    this.sizeBytes += record.length + 17;
+    this.backend.put(revKey(rev), record);
+  }
+
+  /** Internal: records a delete of a write transaction. */
+  applyTombstone(tomb: KeyValue, rev: Revision): void {
+    const e = this.tree.get(indexKey(tomb.key));
+    if (e === undefined) throw new Error(`mvcc: delete of a key not in the index at ${rev.main}.${rev.sub}`);
+    e.tombstone(rev);
+    this.deletes++;
+    const record = encodeRecord(tomb, true);
     this.sizeBytes += record.length + 17;
     this.backend.put(revKey(rev), record);
   }
@@ -329,7 +396,7 @@ export class MvccStore {
     const keep = new Set<string>();
     const emptied: string[] = [];
     this.tree.forEachPair((k, e) => {
-      if (e.index.compact(rev, keep)) emptied.push(k);
+      if (e.compact(rev, keep)) emptied.push(k);
     });
     for (const k of emptied) this.tree.delete(k);
     return keep;
@@ -391,21 +458,17 @@ export class MvccStore {
 
   private restoreRecord(k: Buffer, v: Buffer): void {
     const rev = parseRevKey(k);
-    const { kv, tombstone } = decodeRecord(rev, v);
-    const ik = indexKey(kv.key);
-    let e = this.tree.get(ik);
-    if (e === undefined) {
-      e = { index: new KeyIndex(), current: undefined };
-      this.tree.set(ik, e);
-    }
-    if (tombstone) {
-      if (e.index.isLive()) e.index.tombstone(rev);
-      e.current = undefined;
+    const ik = recordIndexKey(rev, v);
+    const e = this.tree.get(ik);
+    // LevelDB hands each value back in an allocation of its own: a live one is kept as is.
+    if (isTombstoneRecord(v)) {
+      // A tombstone of a key whose earlier revisions were compacted away says nothing new.
+      if (e !== undefined && e.record !== undefined) e.tombstone(rev);
+    } else if (e === undefined) {
+      this.tree.set(ik, new Entry(v, rev));
     } else {
-      e.index.put(rev);
-      e.current = kv;
+      e.put(v, rev);
     }
-    if (e.index.generations.length === 0) this.tree.delete(ik);
     if (rev.main > this.revision) this.revision = rev.main;
     this.sizeBytes += k.length + v.length;
   }
@@ -444,7 +507,9 @@ export class WriteTxn {
   put(key: Buffer, value: Buffer, lease: bigint): KeyValue {
     this.assertOpen();
     const rev = this.beginRevision + 1;
-    const prev = this.store.entryOf(key)?.current;
+    const k = indexKey(key);
+    const e = this.store.entryAt(k);
+    const prev = e?.current();
     const kv: KeyValue = {
       key,
       value,
@@ -453,7 +518,7 @@ export class WriteTxn {
       version: prev ? prev.version + 1 : 1,
       lease,
     };
-    this.store.applyChange(kv, { main: rev, sub: this.events.length }, false);
+    this.store.applyPut(k, e, kv, { main: rev, sub: this.events.length });
     this.events.push({ type: EventType.Put, kv, prevKv: prev });
     return kv;
   }
@@ -465,7 +530,7 @@ export class WriteTxn {
     const { kvs } = this.store.rangeLatest(key, end, this.readRevision);
     for (const prev of kvs) {
       const tomb: KeyValue = { key: prev.key, value: EMPTY, createRevision: 0, modRevision: rev, version: 0, lease: 0n };
-      this.store.applyChange(tomb, { main: rev, sub: this.events.length }, true);
+      this.store.applyTombstone(tomb, { main: rev, sub: this.events.length });
       this.events.push({ type: EventType.Delete, kv: tomb, prevKv: prev });
     }
     return kvs;

@@ -56,7 +56,7 @@ export class LocalLog implements ReplicatedLog {
     this.uncommitted.push(entry);
     if (!this.syncScheduled) {
       this.syncScheduled = true;
-      queueMicrotask(() => this.sync());
+      setImmediate(() => this.sync());
     }
     return entry.index;
   }

@@ -326,7 +326,11 @@ export class RaftLog implements ReplicatedLog {
       this.again = true;
       return;
     }
-    void this.process();
+    // Not at once: proposals and peer messages that arrive in the rest of this turn of the
+    // event loop (one socket read holds many) join the same Ready, and so share one WAL
+    // fdatasync and one send to each peer.
+    this.processing = true;
+    setImmediate(() => void this.process());
   }
 
   private async process(): Promise<void> {

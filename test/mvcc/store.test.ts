@@ -163,6 +163,48 @@ describe('mvcc compaction', () => {
   });
 });
 
+describe('mvcc compaction of a key back to one revision', () => {
+  it('keeps its create revision and version, its reads at every revision still held, and its next put', async () => {
+    const { store, reopen } = await openStore();
+    put(store, 'a', '1'); // 2
+    put(store, 'a', '2'); // 3
+    put(store, 'a', '3'); // 4
+    put(store, 'b', '1'); // 5
+    await store.compact(5).physical; // a keeps only its revision 4
+    expect(show((await store.range(b('a'), undefined, { revision: 5 })).kvs)).toEqual(['a=3@c2m4v3']);
+    expect(show(store.rangeCurrent(b('a'), b('c')).kvs)).toEqual(['a=3@c2m4v3', 'b=1@c5m5v1']);
+    expect(put(store, 'a', '4')).toBe(6);
+    expect(show((await store.range(b('a'), undefined, { revision: 5 })).kvs)).toEqual(['a=3@c2m4v3']);
+    expect(show(store.rangeCurrent(b('a'), undefined).kvs)).toEqual(['a=4@c2m6v4']);
+    del(store, 'a'); // 7
+    const again = await reopen();
+    expect(again.rangeCurrent(b('a'), undefined).count).toBe(0);
+    expect(show((await again.range(b('a'), undefined, { revision: 6 })).kvs)).toEqual(['a=4@c2m6v4']);
+    expect(show((await again.range(b('a'), undefined, { revision: 5 })).kvs)).toEqual(['a=3@c2m4v3']);
+    expect(put(again, 'a', '5')).toBe(8);
+    expect(show(again.rangeCurrent(b('a'), b('c')).kvs)).toEqual(['a=5@c8m8v1', 'b=1@c5m5v1']);
+  });
+});
+
+describe('mvcc live keys with leases', () => {
+  it('forEachLeased visits exactly the live keys that carry a lease, after a restart too', async () => {
+    const { store, reopen } = await openStore();
+    put(store, 'a', '1', 7n);
+    put(store, 'b', '1');
+    put(store, 'c', '1', -2n); // a lease ID is a full int64
+    put(store, 'd', '1', 7n);
+    del(store, 'd');
+    put(store, 'b', '2', 9n);
+    const seen = (s: MvccStore): string[] => {
+      const out: string[] = [];
+      s.forEachLeased((key, lease) => out.push(`${key}:${lease}`));
+      return out;
+    };
+    expect(seen(store)).toEqual(['a:7', 'b:9', 'c:-2']);
+    expect(seen(await reopen())).toEqual(['a:7', 'b:9', 'c:-2']);
+  });
+});
+
 describe('mvcc restart', () => {
   it('rebuilds revisions, history and the compaction point from LevelDB', async () => {
     const { store, reopen } = await openStore();
