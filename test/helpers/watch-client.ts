@@ -9,9 +9,11 @@ import { etcdserverpb } from '../../src/gen/proto';
 const pb = etcdserverpb;
 const ser = <T>(t: { encode(m: T): { finish(): Uint8Array } }) => (m: T): Buffer => Buffer.from(t.encode(m).finish());
 
+/** A client on a connection of its own (grpc-js would otherwise share one per target between clients with the same options). */
 export function grpcClient(endpoint: string): grpc.Client {
   return new grpc.Client(endpoint.replace(/^https?:\/\//, ''), grpc.credentials.createInsecure(), {
     'grpc.max_receive_message_length': -1,
+    'grpc.use_local_subchannel_pool': 1,
   });
 }
 
