@@ -13,12 +13,14 @@
  *
  *   npx vitest run test/e2e/security-cluster.test.ts     (after `npm run build`)
  */
-import { ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctl, freePort, makeTempDir, repoRoot } from '../../bench/lib/procs';
+import { runTool } from '../cli/golden-lib';
+import { TestCa } from '../helpers/test-ca';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { etcdserverpb: pb } = require('../../dist/src/gen/proto') as typeof import('../../src/gen/proto');
@@ -26,31 +28,21 @@ const { etcdserverpb: pb } = require('../../dist/src/gen/proto') as typeof impor
 let dir: string;
 const children: ChildProcess[] = [];
 const f = (name: string): string => join(dir, name);
-const ssl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-
-/** A certificate signed by `ca` (ca.pem/ca.key or rogue-ca.pem/rogue-ca.key) for 127.0.0.1. */
-function cert(name: string, cn: string, ca = 'ca'): void {
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
-  ssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', 'san.ext');
-}
 
 beforeAll(() => {
   dir = makeTempDir('cairn-sec-');
-  writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth');
-  for (const ca of ['ca', 'rogue-ca']) ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${ca}.key`, '-out', `${ca}.pem`, '-days', '2', '-subj', `/CN=${ca}`);
-  cert('server', 'cairn');
-  cert('peer', 'cairn-peer');
-  cert('peer-other-cn', 'intruder');
-  cert('rogue-peer', 'cairn-peer', 'rogue-ca');
-  cert('client-root', 'root');
-  cert('client-alice', 'alice');
-  cert('peer-revoked', 'cairn-peer');
-  // A CRL from the CA revoking `peer-revoked` (openssl ca needs its little database).
-  writeFileSync(join(dir, 'index.txt'), '');
-  writeFileSync(join(dir, 'crlnumber'), '01\n');
-  writeFileSync(join(dir, 'ca.cnf'), '[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\ncrlnumber=crlnumber\ndefault_md=sha256\ndefault_crl_days=2\ncertificate=ca.pem\nprivate_key=ca.key\n');
-  ssl('ca', '-config', 'ca.cnf', '-revoke', 'peer-revoked.pem');
-  ssl('ca', '-config', 'ca.cnf', '-gencrl', '-out', 'crl.pem');
+  const certs = new TestCa(dir);
+  certs.ca('ca');
+  certs.ca('rogue-ca');
+  const local = { san: 'IP:127.0.0.1,DNS:localhost' };
+  certs.issue('server', 'cairn', local);
+  certs.issue('peer', 'cairn-peer', local);
+  certs.issue('peer-other-cn', 'intruder', local);
+  certs.issue('rogue-peer', 'cairn-peer', { ...local, ca: 'rogue-ca' });
+  certs.issue('client-root', 'root', local);
+  certs.issue('client-alice', 'alice', local);
+  certs.issue('peer-revoked', 'cairn-peer', local);
+  certs.revoke('peer-revoked');
 });
 
 afterAll(() => {
@@ -111,21 +103,9 @@ const asUser = (user: string): string[] => [...tlsAs('alice'), '--user', user];
 
 type Tool = 'etcdctl' | 'cairnctl';
 
-/** cairnctl takes etcdctl's command line; run from this checkout's build. */
-function cairnctl(endpoint: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETCDCTL_')) env[k] = v;
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(repoRoot(), 'dist', 'src', 'bin', 'cairnctl.js'), '--endpoints', endpoint, ...args], { env, timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
 async function ctl(endpoint: string, args: string[], expectFailure = false, tool: Tool = 'etcdctl'): Promise<{ code: number; stdout: string; stderr: string }> {
   const timeouts = expectFailure ? ['--dial-timeout', '1s', '--command-timeout', '2s'] : ['--dial-timeout', '3s', '--command-timeout', '10s'];
-  return tool === 'etcdctl' ? etcdctl(endpoint, [...timeouts, ...args], { timeoutMs: 30_000 }) : cairnctl(endpoint, [...timeouts, ...args]);
+  return tool === 'etcdctl' ? etcdctl(endpoint, [...timeouts, ...args], { timeoutMs: 30_000 }) : runTool('cairnctl', ['--endpoints', endpoint, ...timeouts, ...args]);
 }
 
 async function ok(endpoint: string, args: string[], tool: Tool = 'etcdctl'): Promise<string> {

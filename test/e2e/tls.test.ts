@@ -1,8 +1,8 @@
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctl, freePort, makeTempDir, repoRoot } from '../../bench/lib/procs';
+import { TestCa } from '../helpers/test-ca';
 
 // TLS on the client port with etcd's flags, driven by etcd's etcdctl: a CA-signed server
 // certificate, http and https on one port, client certificate authentication, and
@@ -10,28 +10,17 @@ import { etcdctl, freePort, makeTempDir, repoRoot } from '../../bench/lib/procs'
 
 let dir: string;
 const servers: ChildProcess[] = [];
-const ssl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
 
 beforeAll(() => {
   dir = makeTempDir('cairn-tls-');
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=test-ca');
-  writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost');
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'rogue-ca.key', '-out', 'rogue-ca.pem', '-days', '2', '-subj', '/CN=rogue-ca');
-  for (const [name, cn, ext, ca] of [
-    ['server', 'cairn', true, 'ca'],
-    ['client', 'root', false, 'ca'],
-    ['revoked', 'root', false, 'ca'],
-    ['rogue', 'root', false, 'rogue-ca'],
-  ] as const) {
-    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', ...(ext ? ['-extfile', 'san.ext'] : []));
-  }
-  // A CRL from the CA revoking `revoked` (openssl ca needs its little database).
-  writeFileSync(join(dir, 'index.txt'), '');
-  writeFileSync(join(dir, 'crlnumber'), '01\n');
-  writeFileSync(join(dir, 'ca.cnf'), '[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\ncrlnumber=crlnumber\ndefault_md=sha256\ndefault_crl_days=2\ncertificate=ca.pem\nprivate_key=ca.key\n');
-  ssl('ca', '-config', 'ca.cnf', '-revoke', 'revoked.pem');
-  ssl('ca', '-config', 'ca.cnf', '-gencrl', '-out', 'crl.pem');
+  const certs = new TestCa(dir);
+  certs.ca('ca');
+  certs.ca('rogue-ca');
+  certs.issue('server', 'cairn', { san: 'IP:127.0.0.1,DNS:localhost' });
+  certs.issue('client', 'root');
+  certs.issue('revoked', 'root');
+  certs.issue('rogue', 'root', { ca: 'rogue-ca' });
+  certs.revoke('revoked');
 });
 afterAll(() => {
   for (const s of servers) s.kill('SIGKILL');

@@ -2,31 +2,25 @@
  * Peer TLS at the socket level (src/peer/sockets.ts): who may connect, checked on both
  * sides. Certificates from a test CA made with openssl for each run.
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir } from '../../bench/lib/procs';
+import { TestCa } from '../helpers/test-ca';
 import { peerSockets, type PeerTls } from '../../src/peer/sockets';
 import { parsePeerUrl } from '../../src/peer/url';
 
 let dir: string;
 const servers: Server[] = [];
-const ssl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
 const pem = (name: string): Buffer => readFileSync(join(dir, name));
 
 beforeAll(() => {
   dir = makeTempDir('cairn-peer-tls-');
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=ca');
-  for (const [name, cn, san] of [
-    ['a', 'member-a', 'DNS:peer-a.test,IP:127.0.0.1'],
-    ['b', 'member-b', 'DNS:peer-b.test,IP:127.0.0.1'],
-  ]) {
-    writeFileSync(join(dir, `${name}.ext`), `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth`);
-    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`);
-  }
+  const certs = new TestCa(dir);
+  certs.ca('ca');
+  certs.issue('a', 'member-a', { san: 'DNS:peer-a.test,IP:127.0.0.1' });
+  certs.issue('b', 'member-b', { san: 'DNS:peer-b.test,IP:127.0.0.1' });
 });
 
 afterAll(() => {
