@@ -617,6 +617,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     watchers.set(m, new Watcher(`watch@${m.name}`, c, 1, true));
   };
   for (const m of cluster.members) watchOn(m);
+  /** A member that joined during the run: clients may use it, and it gets a watcher. */
+  const track = (m: ChaosMember): void => {
+    if (watchers.has(m)) return;
+    const c = channel(m);
+    channels.push(c);
+    ctx.active.push({ member: m, channel: c });
+    watchOn(m);
+  };
   let refWatchers: Watcher[] = [];
   const nlog: string[] = [];
   const nemLog = (s: string): void => {
@@ -645,12 +653,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
           void w.stop();
         }
       },
-      onAdded: (m) => {
-        const c = channel(m);
-        channels.push(c);
-        ctx.active.push({ member: m, channel: c });
-        watchOn(m);
-      },
+      onAdded: (m) => track(m),
     };
     const nem = nemesis(nctx, kinds, required, opts.faultIntervalMs ?? [2000, 5000]);
     await sleep(opts.durationS * 1000);
@@ -679,6 +682,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     for (const k of ctx.keys) finalValues[k] = await finalRead(ctx, k);
     // Each member's full history, from a fresh watch from revision 1, up to its own revision.
     const members = [...cluster.members];
+    // A member whose add failed part way (the nemesis was not told) may still have joined:
+    // check it like the others (its watcher starts from revision 1 now).
+    for (const m of members) track(m);
     const memberRevs: number[] = [];
     for (const m of members) {
       const ep = ctx.active.find((e) => e.member === m)!;
