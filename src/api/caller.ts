@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import type { Metadata } from '@grpc/grpc-js';
 import type { AuthInfo } from '../auth/store';
 import type { CairnServer } from '../server/server';
 
@@ -15,11 +14,16 @@ import type { CairnServer } from '../server/server';
 
 export const CERT_NAME_HEADER = `x-cairn-cert-cn-${randomBytes(12).toString('hex')}`;
 
-export interface CallLike {
-  metadata?: Metadata;
+/** What callerOf reads of a call's metadata: grpc-js's Metadata, or request headers (direct-unary.ts). */
+export interface MetadataLike {
+  get(key: string): Array<string | Buffer>;
 }
 
-export function tokenOf(metadata: Metadata | undefined): string | undefined {
+export interface CallLike {
+  metadata?: MetadataLike;
+}
+
+export function tokenOf(metadata: MetadataLike | undefined): string | undefined {
   if (metadata === undefined) return undefined;
   for (const key of ['token', 'authorization']) {
     const v = metadata.get(key)[0];

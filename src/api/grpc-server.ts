@@ -14,6 +14,7 @@ import { clientTls } from './tls';
 import { httpHandler } from './http';
 import { maintenanceImplementation, maintenanceService } from './maintenance';
 import { instrument } from './instrument';
+import { DirectUnary } from './direct-unary';
 import { electionImplementation, electionService } from './election';
 import { kvImplementation, kvService } from './kv';
 import { lockImplementation, lockService } from './lock';
@@ -43,6 +44,8 @@ export class ApiServer {
     private readonly http: HttpServer,
     private readonly sockets: NetServer[],
     readonly listeners: ClientListener[],
+    /** Whether the hot unary methods are served on node:http2 directly (direct-unary.ts). */
+    readonly directUnary: boolean,
   ) {}
 
   static async start(member: CairnServer, log: Logger): Promise<ApiServer> {
@@ -54,15 +57,21 @@ export class ApiServer {
     });
     const errors = new ErrorMapper(log);
     const metrics = new Metrics(member);
-    grpc.addService(kvService, instrument(kvService, kvImplementation(member, errors), metrics));
+    const kv = instrument(kvService, kvImplementation(member, errors), metrics);
+    grpc.addService(kvService, kv);
     grpc.addService(watchService, instrument(watchService, watchImplementation(member, log), metrics));
-    grpc.addService(leaseService, instrument(leaseService, leaseImplementation(member, errors), metrics));
+    const lease = instrument(leaseService, leaseImplementation(member, errors), metrics);
+    grpc.addService(leaseService, lease);
     grpc.addService(maintenanceService, instrument(maintenanceService, maintenanceImplementation(member, errors, log), metrics));
     grpc.addService(clusterService, instrument(clusterService, clusterImplementation(member, errors), metrics));
     grpc.addService(lockService, instrument(lockService, lockImplementation(member, errors), metrics));
     grpc.addService(electionService, instrument(electionService, electionImplementation(member, errors), metrics));
     grpc.addService(authService, instrument(authService, authImplementation(member, errors), metrics));
     const injector = grpc.createConnectionInjector(ServerCredentials.createInsecure());
+    const direct = new DirectUnary(cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, log);
+    direct.add(kvService, kv, ['Range', 'Put', 'DeleteRange', 'Txn', 'Compact']);
+    direct.add(leaseService, lease, ['LeaseGrant', 'LeaseRevoke', 'LeaseTimeToLive', 'LeaseLeases']);
+    const directAttached = direct.attach(grpc);
     const http = createHttpServer(httpHandler(member, metrics, log));
     const tlsConfig = await clientTls(cfg, log);
     const tlsServer =
@@ -166,7 +175,7 @@ export class ApiServer {
       sockets.push(server);
       listeners.push({ url, port });
     }
-    return new ApiServer(grpc, http, sockets, listeners);
+    return new ApiServer(grpc, http, sockets, listeners, directAttached);
   }
 
   /** Stops accepting connections and calls, waits for running ones (bounded), then closes. */
