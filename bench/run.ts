@@ -255,7 +255,9 @@ class Target {
     const extraArgs = ['--heartbeat-interval', String(this.opts.heartbeatMs), '--election-timeout', String(this.opts.electionMs)];
     if (this.kind === 'cairn' && this.dist === null && process.env.CAIRN_BIN === undefined) this.dist = snapshotDist();
     // One profile per process (node names it with the pid).
-    const nodeArgs = (): string[] => (this.profDir !== null ? ['--cpu-prof', `--cpu-prof-dir=${this.profDir}`] : []);
+    // CAIRN_NODE_ARGS adds node flags for experiments (e.g. V8 heap sizes).
+    const extraNode = (process.env.CAIRN_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+    const nodeArgs = (): string[] => [...(this.profDir !== null ? ['--cpu-prof', `--cpu-prof-dir=${this.profDir}`] : []), ...extraNode];
     if (this.opts.members === 3) {
       const t0 = Date.now();
       this.cluster = await startCluster(this.kind, {

@@ -85,6 +85,9 @@ export class RaftLog implements ReplicatedLog {
   private started = false;
   private ticker: NodeJS.Timeout | undefined;
   private pendingReads: PendingRead[] = [];
+  /** Proposals of this turn of the event loop, stepped into Raft together (proposePending). */
+  private proposals: Buffer[] = [];
+  private proposalDrops: Array<((err: Error) => void) | undefined> = [];
   private readScheduled = false;
   private readonly readRounds = new Map<string, ReadRound>();
   private readSeq = 0;
@@ -161,6 +164,10 @@ export class RaftLog implements ReplicatedLog {
     if (this.ticker) clearInterval(this.ticker);
     for (const round of this.readRounds.values()) for (const w of round.waiters) w.reject(Errors.stopped());
     this.readRounds.clear();
+    const drops = this.proposalDrops;
+    this.proposals = [];
+    this.proposalDrops = [];
+    for (const d of drops) d?.(Errors.stopped());
     while (this.processing) await new Promise((r) => setTimeout(r, 5));
   }
 
@@ -237,6 +244,7 @@ export class RaftLog implements ReplicatedLog {
   proposeConfChange(cc: ConfChange): void {
     if (this.stopped) throw Errors.stopped();
     if (this.lead === 0n) throw Errors.noLeader();
+    this.proposePending(); // entries proposed before it stay before it
     try {
       this.node.proposeConfChange(cc);
     } catch (e) {
@@ -251,16 +259,42 @@ export class RaftLog implements ReplicatedLog {
     this.opts.members = members;
   }
 
-  propose(data: Buffer): void {
+  /**
+   * Queues `data` for Raft; it is stepped in with every other proposal of this turn of the
+   * event loop as one message (proposePending), so a follower forwards one proposal message
+   * per round instead of one per request, and the leader appends them and sends them to
+   * each follower in one append. `onDropped` hears when Raft refuses the batch (no leader
+   * by then, or too much uncommitted).
+   */
+  propose(data: Buffer, onDropped?: (err: Error) => void): void {
     if (this.stopped) throw Errors.stopped();
     if (this.lead === 0n) throw Errors.noLeader();
-    try {
-      this.node.propose(data);
-    } catch (e) {
-      if (e === ErrProposalDropped) throw Errors.noLeader();
-      throw e;
-    }
+    this.proposals.push(data);
+    this.proposalDrops.push(onDropped);
     this.kick();
+  }
+
+  private proposePending(): void {
+    const datas = this.proposals;
+    if (datas.length === 0) return;
+    const drops = this.proposalDrops;
+    this.proposals = [];
+    this.proposalDrops = [];
+    // Chunks of at most PROPOSAL_BATCH_BYTES (one entry alone may be larger), so a
+    // forwarded batch always fits in one peer message.
+    for (let start = 0; start < datas.length; ) {
+      let end = start + 1;
+      let bytes = datas[start].length;
+      while (end < datas.length && bytes + datas[end].length <= PROPOSAL_BATCH_BYTES) bytes += datas[end++].length;
+      try {
+        if (this.stopped) throw Errors.stopped();
+        this.node.proposeBatch(end - start === datas.length ? datas : datas.slice(start, end));
+      } catch (e) {
+        const err = e === ErrProposalDropped ? Errors.noLeader() : (e as Error);
+        for (let i = start; i < end; i++) drops[i]?.(err);
+      }
+      start = end;
+    }
   }
 
   readIndex(): Promise<number> {
@@ -338,6 +372,7 @@ export class RaftLog implements ReplicatedLog {
     try {
       do {
         this.again = false;
+        this.proposePending();
         while (!this.stopped && this.node.hasReady()) {
           const rd = this.node.ready();
           if (rd.softState) {
@@ -414,6 +449,8 @@ export class RaftLog implements ReplicatedLog {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** The most proposal bytes stepped into Raft as one message (a forwarded batch stays well under a peer message's limit). */
+const PROPOSAL_BATCH_BYTES = 4 * 1024 * 1024;
 
 /** The first byte of every peer message says what it carries (cairn's peer protocol v1). */
 export const enum PeerEnvelope {

@@ -13,8 +13,11 @@ export interface ReplicatedLog {
   readonly leaderChanges: number;
   /** Delivers committed entries in index order; a fatal error stops the member. */
   subscribe(onCommit: (entries: CommittedEntry[]) => void, onFatal: (err: Error) => void): void;
-  /** Proposes an entry; throws an EtcdError when it cannot be proposed now (no leader). */
-  propose(data: Buffer): void;
+  /**
+   * Proposes an entry; throws an EtcdError when it cannot be proposed now (no leader).
+   * A log that steps proposals in later (batched) calls `onDropped` if they are refused then.
+   */
+  propose(data: Buffer, onDropped?: (err: Error) => void): void;
   /** Resolves with an index that, once applied, makes a read linearizable (ReadIndex). */
   readIndex(): Promise<number>;
   start(): void;

@@ -1019,13 +1019,20 @@ export class CairnServer {
     const data = cairnpb.InternalRequest.encode(req).finish();
     if (data.length > this.config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
     const entry = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    try {
-      this.raftLog.propose(entry);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    this.proposed.set(entry, req);
     return new Promise((resolve, reject) => {
+      const dropped = (err: Error): void => {
+        if (this.waiters.get(id)?.entry !== entry) return; // answered already
+        this.waiters.delete(id);
+        this.proposed.delete(entry);
+        reject(err);
+      };
+      try {
+        this.raftLog.propose(entry, dropped);
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      this.proposed.set(entry, req);
       this.waiters.set(id, { resolve, reject, deadline: Date.now() + requestTimeoutMs(this.config), entry });
     });
   }
