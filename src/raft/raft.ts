@@ -62,6 +62,12 @@ export interface Config {
   preVote?: boolean;
   /** Followers drop proposals instead of forwarding them to the leader. */
   disableProposalForwarding?: boolean;
+  /**
+   * A leader sends the appends for proposals when the next Ready is taken, not at each
+   * proposal: the proposals stepped in meanwhile (the member's own and those forwarded
+   * by followers) reach each follower in one message. Off by default (etcd's behaviour).
+   */
+  batchAppends?: boolean;
 }
 
 export const defaultMaxSizePerMsg = 1024 * 1024;
@@ -121,6 +127,9 @@ export class Raft {
   readonly electionTimeout: number;
   randomizedElectionTimeout = 0;
   readonly disableProposalForwarding: boolean;
+  private readonly batchAppends: boolean;
+  /** Proposals were appended whose appends are not sent yet (batchAppends). */
+  private appendsPending = false;
   private readonly random: RandomSource;
 
   constructor(c: Config) {
@@ -136,6 +145,7 @@ export class Raft {
     this.checkQuorum = c.checkQuorum ?? false;
     this.preVote = c.preVote ?? false;
     this.disableProposalForwarding = c.disableProposalForwarding ?? false;
+    this.batchAppends = c.batchAppends ?? false;
     this.readOnly = new ReadOnly(() => ++this.readRoundSeq);
 
     const { hardState, confState } = c.storage.initialState();
@@ -244,6 +254,7 @@ export class Raft {
   }
 
   bcastAppend(): void {
+    this.appendsPending = false;
     for (const id of this.trk.ids()) if (id !== this.id) this.sendAppend(id);
   }
 
@@ -599,7 +610,15 @@ export class Raft {
       }
     }
     if (!this.appendEntry(ents)) throw ErrProposalDropped;
-    this.bcastAppend();
+    if (this.batchAppends) this.appendsPending = true;
+    else this.bcastAppend();
+  }
+
+  /** Sends the appends held back for proposals (batchAppends); RawNode calls it before reading messages. */
+  sendPendingAppends(): void {
+    if (!this.appendsPending) return;
+    this.appendsPending = false;
+    if (this.state === StateType.Leader) this.bcastAppend();
   }
 
   private handleAppendResponse(m: Message, pr: Progress): void {

@@ -184,6 +184,7 @@ export class RawNode {
   hasReady(): boolean {
     // Called in every turn of the caller's loop: compare fields, allocate nothing.
     const r = this.raft;
+    r.sendPendingAppends();
     if (r.lead !== this.prevSoftState.lead || r.state !== this.prevSoftState.raftState) return true;
     const prev = this.prevHardState;
     if (r.term !== prev.term || r.vote !== prev.vote || r.raftLog.committed !== prev.commit) return true;
@@ -195,6 +196,7 @@ export class RawNode {
   ready(): Ready {
     assert(!this.readyOutstanding, 'ready() called again before advance()');
     const r = this.raft;
+    r.sendPendingAppends();
     const ss = r.softState();
     const hs = r.hardState();
     const softChanged = ss.lead !== this.prevSoftState.lead || ss.raftState !== this.prevSoftState.raftState;

@@ -113,6 +113,7 @@ export class RaftLog implements ReplicatedLog {
       random: new SeededRandom(randomInt(2 ** 31)),
       preVote: true,
       checkQuorum: true,
+      batchAppends: true, // the proposals of one round go to each follower in one append
       // Every committed entry is delivered again after a restart: membership changes must
       // be re-applied to Raft, and the store skips what it already holds.
       applied: 0,

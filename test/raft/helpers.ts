@@ -39,11 +39,13 @@ export function newTestRaft(
     storage,
     random: new SeededRandom(id * 7919),
     maxInflightMsgs: 256,
+    ...(process.env.RAFT_BATCH_APPENDS === '1' ? { batchAppends: true } : {}),
     ...opts,
   });
 }
 
 export function readMessages(r: Raft): Message[] {
+  r.sendPendingAppends(); // appends held back under batchAppends go out before anything is read
   const m = r.msgs;
   r.msgs = [];
   return m;

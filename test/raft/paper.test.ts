@@ -375,6 +375,26 @@ describe('flow control', () => {
     expect(more.flatMap((m) => m.entries).map((e) => e.index)).toEqual([5, 6, 7]);
   });
 
+  it('with batchAppends, the proposals stepped in before the messages are read reach each follower in one append', () => {
+    const r = newTestRaft(1, 10, 1, newStorage([1, 2, 3]), { batchAppends: true });
+    r.becomeCandidate();
+    r.becomeLeader();
+    for (const f of [2n, 3n]) r.step(msg({ type: MessageType.AppResp, from: f, to: 1n, term: r.term, index: 1 }));
+    readMessages(r);
+    // The leader's own proposal and two forwarded by followers, in one turn.
+    r.step(msg({ type: MessageType.Prop, from: 1n, entries: [ent(0, 0, 'own')] }));
+    r.step(msg({ type: MessageType.Prop, from: 2n, entries: [ent(0, 0, 'f2a'), ent(0, 0, 'f2b')] }));
+    r.step(msg({ type: MessageType.Prop, from: 3n, entries: [ent(0, 0, 'f3')] }));
+    expect(r.msgs).toHaveLength(0); // held until the messages are taken
+    const apps = readMessages(r).filter((m) => m.type === MessageType.App);
+    expect(apps.map((m) => m.to).sort()).toEqual([2n, 3n]);
+    for (const a of apps) expect(a.entries.map((e) => new TextDecoder().decode(e.data))).toEqual(['own', 'f2a', 'f2b', 'f3']);
+    // A leader that stepped down before its appends went out sends none.
+    r.step(msg({ type: MessageType.Prop, from: 1n, entries: [ent(0, 0, 'late')] }));
+    r.becomeFollower(r.term + 1, 2n);
+    expect(readMessages(r).filter((m) => m.type === MessageType.App)).toHaveLength(0);
+  });
+
   it('a follower in probe state receives one append per round trip', () => {
     const r = replicatingLeader();
     r.trk.progress.get(2n)!.becomeProbe();
