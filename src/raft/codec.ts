@@ -43,8 +43,11 @@ class Writer {
   private pos = 0;
 
   constructor(size: number) {
-    this.buf = new Uint8Array(size);
-    this.view = new DataView(this.buf.buffer);
+    // Every byte is written (done() checks), so the memory need not be zeroed first
+    // (node's pool for small sizes); seen as a plain Uint8Array.
+    const mem = Buffer.allocUnsafe(size);
+    this.buf = new Uint8Array(mem.buffer, mem.byteOffset, size);
+    this.view = new DataView(mem.buffer, mem.byteOffset, size);
   }
   u8(v: number): void {
     this.view.setUint8(this.pos, v);
@@ -86,7 +89,11 @@ class Reader {
   private readonly view: DataView;
   private pos = 0;
 
-  constructor(private readonly buf: Uint8Array) {
+  /** With `owned`, `buf` is the decoder's own copy and byte fields are views into it. */
+  constructor(
+    private readonly buf: Uint8Array,
+    private readonly owned = false,
+  ) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
   private need(n: number): void {
@@ -118,8 +125,9 @@ class Reader {
   bytes(): Uint8Array {
     const n = this.u32();
     this.need(n);
-    // Copy, so that decoded values do not pin (or alias) the input buffer.
-    const b = this.buf.slice(this.pos, this.pos + n);
+    // Copy, so that decoded values do not pin (or alias) the input buffer; unless the
+    // buffer is already a private copy (one allocation for all the fields of a message).
+    const b = this.owned ? this.buf.subarray(this.pos, this.pos + n) : this.buf.slice(this.pos, this.pos + n);
     this.pos += n;
     return b;
   }
@@ -272,7 +280,9 @@ export function encodeMessage(m: Message): Uint8Array {
 }
 
 export function decodeMessage(b: Uint8Array): Message {
-  const r = new Reader(b);
+  // One copy of the whole message instead of one per entry: its entries live and die
+  // together (in the log until compaction), and the input (a peer frame) is not pinned.
+  const r = new Reader(new Uint8Array(b), true);
   r.version();
   const type = r.u8();
   if (type >= messageTypeCount) throw new DecodeError(`unknown message type ${type}`);

@@ -17,12 +17,24 @@ export enum VoteResult {
 export function committedIndex(voters: ReadonlySet<NodeId>, acked: (id: NodeId) => number | undefined): number {
   const n = voters.size;
   if (n === 0) return 0;
-  const indexes: number[] = [];
-  for (const id of voters) indexes.push(acked(id) ?? 0);
-  indexes.sort((a, b) => b - a);
+  // Called on every append response: an insertion sort into a reused array allocates
+  // nothing (Array#sort allocated more than anything else on a busy leader).
+  const indexes = scratch;
+  let k = 0;
+  for (const id of voters) {
+    const v = acked(id) ?? 0;
+    let j = k++;
+    while (j > 0 && indexes[j - 1] < v) {
+      indexes[j] = indexes[j - 1];
+      j--;
+    }
+    indexes[j] = v;
+  }
   // Sorted descending, the (n/2+1)-th largest is matched by a majority.
   return indexes[Math.floor(n / 2)];
 }
+
+const scratch: number[] = [];
 
 /** Won if a majority granted, Lost if a majority can no longer grant, else Pending. */
 export function voteResult(voters: ReadonlySet<NodeId>, votes: ReadonlyMap<NodeId, boolean>): VoteResult {

@@ -116,6 +116,12 @@ export class Wal {
   private closedLastIndex = new Map<string, number>();
   fsyncCount = 0;
   private spare: Promise<void> | undefined;
+  /**
+   * The newest metadata, snapshot mark and hard state records written so far: each new
+   * segment starts with them (as etcd's WAL cut does), so releasing old segments never
+   * takes the member's identity or Raft state with it.
+   */
+  private carried: { metadata?: Buffer; snapshot?: Buffer; hardState?: Buffer } = {};
   onFsync: ((seconds: number) => void) | undefined;
 
   private constructor(
@@ -192,6 +198,9 @@ export class Wal {
     }
     const wal = new Wal(dir, segments, file, offset, segmentBytes, Math.max(1, opts.syncsInFlight ?? SYNCS_IN_FLIGHT_DEFAULT));
     wal.prepareSpare();
+    if (contents.metadata) wal.carried.metadata = frameRecord(RecordType.Metadata, contents.metadata);
+    if (contents.snapshot) wal.carried.snapshot = snapshotFrame(contents.snapshot);
+    if (contents.hardState) wal.carried.hardState = hardStateFrame(contents.hardState);
     wal.lastIndex = contents.entries.length ? contents.entries[contents.entries.length - 1].index : contents.snapshot?.index ?? 0;
     for (const s of segments.slice(0, -1)) wal.closedLastIndex.set(s.name, lastIndexes.get(s.name) ?? 0);
     return { wal, contents };
@@ -205,11 +214,7 @@ export class Wal {
   }
 
   appendHardState(hs: WalHardState): void {
-    const p = Buffer.allocUnsafe(24);
-    writeU64(p, 0, hs.term);
-    p.writeBigUInt64BE(hs.vote, 8);
-    writeU64(p, 16, hs.commit);
-    this.push(frameRecord(RecordType.HardState, p));
+    this.push(hardStateFrame(hs));
   }
 
   appendMetadata(metadata: Buffer): void {
@@ -217,12 +222,7 @@ export class Wal {
   }
 
   appendSnapshotMark(mark: WalSnapshotMark): void {
-    const extra = mark.extra ?? Buffer.alloc(0);
-    const p = Buffer.allocUnsafe(16 + extra.length);
-    writeU64(p, 0, mark.index);
-    writeU64(p, 8, mark.term);
-    extra.copy(p, 16);
-    this.push(frameRecord(RecordType.Snapshot, p));
+    this.push(snapshotFrame(mark));
   }
 
   /** Resolves when everything appended before the call is on disk (fdatasync). */
@@ -281,6 +281,7 @@ export class Wal {
           // Into the page cache, on this thread: the bytes are in place before the fdatasync starts.
           const written = writevSync(this.file.fd, frames, this.offset);
           if (written !== bytes) throw new Error(`wal: short write (${written} of ${bytes} bytes)`);
+          this.carry(frames, 0, frames.length);
         } catch (e) {
           this.fail(e, waiters);
           return;
@@ -370,6 +371,7 @@ export class Wal {
       const chunk = j - i === 1 ? frames[i] : Buffer.concat(frames.slice(i, j));
       await this.file.write(chunk, 0, chunk.length, this.offset);
       this.offset += chunk.length;
+      this.carry(frames, i, j);
       i = j;
     }
   }
@@ -391,6 +393,25 @@ export class Wal {
     else ({ file: this.file, offset: this.offset } = await createSegment(this.dir, seg.name, this.segmentBytes));
     this.segments.push(seg);
     this.prepareSpare();
+    // The state in force first; made durable by the fdatasync that follows the batch.
+    const head = [this.carried.metadata, this.carried.snapshot, this.carried.hardState].filter((f): f is Buffer => f !== undefined);
+    if (head.length > 0) {
+      const b = Buffer.concat(head);
+      await this.file.write(b, 0, b.length, this.offset);
+      this.offset += b.length;
+    }
+  }
+
+  /** Remembers the newest state records among frames[from, to), which were just written. */
+  private carry(frames: Buffer[], from: number, to: number): void {
+    for (let i = from; i < to; i++) {
+      const f = frames[i];
+      const type = f[RECORD_TYPE_OFFSET];
+      if (type === RecordType.Entry) continue;
+      if (type === RecordType.HardState) this.carried.hardState = f;
+      else if (type === RecordType.Metadata) this.carried.metadata = f;
+      else if (type === RecordType.Snapshot) this.carried.snapshot = f;
+    }
   }
 
   /** Zero-fills the next segment in the background, so rotation is a rename. */
@@ -435,8 +456,28 @@ async function installSegment(dir: string, from: string, name: string): Promise<
   return { file: await open(join(dir, name), 'r+'), offset: SEGMENT_HEADER_BYTES };
 }
 
+/** Where a framed record keeps its type (after its length and CRC). */
+const RECORD_TYPE_OFFSET = 8;
+
 function firstEntryIndex(frame: Buffer): number | undefined {
-  return frame[8] === RecordType.Entry ? readU64(frame, 9 + 8) : undefined;
+  return frame[RECORD_TYPE_OFFSET] === RecordType.Entry ? readU64(frame, 9 + 8) : undefined;
+}
+
+function hardStateFrame(hs: WalHardState): Buffer {
+  const p = Buffer.allocUnsafe(24);
+  writeU64(p, 0, hs.term);
+  p.writeBigUInt64BE(hs.vote, 8);
+  writeU64(p, 16, hs.commit);
+  return frameRecord(RecordType.HardState, p);
+}
+
+function snapshotFrame(mark: WalSnapshotMark): Buffer {
+  const extra = mark.extra ?? Buffer.alloc(0);
+  const p = Buffer.allocUnsafe(16 + extra.length);
+  writeU64(p, 0, mark.index);
+  writeU64(p, 8, mark.term);
+  extra.copy(p, 16);
+  return frameRecord(RecordType.Snapshot, p);
 }
 
 function applyRecord(c: WalContents, type: RecordType, p: Buffer, file: string, offset: number): void {

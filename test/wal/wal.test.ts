@@ -31,6 +31,51 @@ describe('wal', () => {
     expect(contents.repairedTail).toBeUndefined();
   });
 
+  it('every segment starts with the metadata, snapshot mark and hard state in force, so releasing old segments loses none of them', async () => {
+    const d = dir();
+    const { wal } = await Wal.open(d, { segmentBytes: 4096 });
+    wal.appendMetadata(Buffer.from('member-ids'));
+    wal.appendHardState({ term: 2, vote: 7n, commit: 0 });
+    await wal.sync();
+    let index = 0;
+    const fill = async (n: number): Promise<void> => {
+      for (let i = 0; i < n; i++) {
+        index++;
+        wal.appendEntries([entry(index, 2, `e${index}`.padEnd(200, '.'))]);
+        if (index % 10 === 0) wal.appendHardState({ term: 2, vote: 7n, commit: index });
+        await wal.sync();
+      }
+    };
+    await fill(60);
+    wal.appendSnapshotMark({ index: 50, term: 2, extra: Buffer.from('snap-50') });
+    await fill(60);
+    await wal.sync();
+    await wal.releaseTo(100); // drops every segment holding only entries up to 100
+    expect(segments(d).length).toBeGreaterThan(0);
+    await wal.close();
+    const { wal: again, contents } = await Wal.open(d, { segmentBytes: 4096 });
+    await again.close();
+    expect(contents.metadata?.toString()).toBe('member-ids');
+    expect(contents.snapshot).toMatchObject({ index: 50, term: 2 });
+    expect(contents.snapshot?.extra.toString()).toBe('snap-50');
+    expect(contents.hardState).toEqual({ term: 2, vote: 7n, commit: 120 });
+    expect(contents.entries[contents.entries.length - 1].index).toBe(120);
+    // A reopened WAL carries the state into the segments it starts later, too.
+    const { wal: third } = await Wal.open(d, { segmentBytes: 4096 });
+    for (let i = 0; i < 60; i++) {
+      index++;
+      third.appendEntries([entry(index, 2, `e${index}`.padEnd(200, '.'))]);
+      await third.sync();
+    }
+    await third.releaseTo(170);
+    await third.close();
+    const { wal: fourth, contents: last } = await Wal.open(d, { segmentBytes: 4096 });
+    await fourth.close();
+    expect(last.metadata?.toString()).toBe('member-ids');
+    expect(last.hardState).toEqual({ term: 2, vote: 7n, commit: 120 });
+    expect(last.snapshot?.index).toBe(50);
+  });
+
   it('a rewritten index replaces it and every later entry (raft log truncation)', async () => {
     const d = dir();
     const { wal } = await Wal.open(d);
