@@ -14,7 +14,7 @@ import type { CairnServer } from '../server/server';
 
 export const CERT_NAME_HEADER = `x-cairn-cert-cn-${randomBytes(12).toString('hex')}`;
 
-/** What callerOf reads of a call's metadata: grpc-js's Metadata, or request headers (direct-unary.ts). */
+/** What callerOf reads of a call's metadata: grpc-js's Metadata, or request headers (direct.ts). */
 export interface MetadataLike {
   get(key: string): Array<string | Buffer>;
 }

@@ -14,7 +14,7 @@ import { clientTls } from './tls';
 import { httpHandler } from './http';
 import { maintenanceImplementation, maintenanceService } from './maintenance';
 import { instrument } from './instrument';
-import { DirectUnary } from './direct-unary';
+import { DirectCalls } from './direct';
 import { electionImplementation, electionService } from './election';
 import { kvImplementation, kvService } from './kv';
 import { lockImplementation, lockService } from './lock';
@@ -44,7 +44,7 @@ export class ApiServer {
     private readonly http: HttpServer,
     private readonly sockets: NetServer[],
     readonly listeners: ClientListener[],
-    /** Whether the hot unary methods are served on node:http2 directly (direct-unary.ts). */
+    /** Whether the hot methods are served on node:http2 directly (direct.ts). */
     readonly directUnary: boolean,
   ) {}
 
@@ -59,7 +59,8 @@ export class ApiServer {
     const metrics = new Metrics(member);
     const kv = instrument(kvService, kvImplementation(member, errors), metrics);
     grpc.addService(kvService, kv);
-    grpc.addService(watchService, instrument(watchService, watchImplementation(member, log), metrics));
+    const watch = instrument(watchService, watchImplementation(member, log), metrics);
+    grpc.addService(watchService, watch);
     const lease = instrument(leaseService, leaseImplementation(member, errors), metrics);
     grpc.addService(leaseService, lease);
     grpc.addService(maintenanceService, instrument(maintenanceService, maintenanceImplementation(member, errors, log), metrics));
@@ -68,7 +69,8 @@ export class ApiServer {
     grpc.addService(electionService, instrument(electionService, electionImplementation(member, errors), metrics));
     grpc.addService(authService, instrument(authService, authImplementation(member, errors), metrics));
     const injector = grpc.createConnectionInjector(ServerCredentials.createInsecure());
-    const direct = new DirectUnary(cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, log);
+    const direct = new DirectCalls(cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, log);
+    direct.add(watchService, watch, ['Watch']);
     direct.add(kvService, kv, ['Range', 'Put', 'DeleteRange', 'Txn', 'Compact']);
     direct.add(leaseService, lease, ['LeaseGrant', 'LeaseRevoke', 'LeaseTimeToLive', 'LeaseLeases']);
     const directAttached = direct.attach(grpc);

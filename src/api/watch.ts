@@ -26,7 +26,8 @@ const PROGRESS_POLL_MS = 20;
 /** etcd puts the whole gRPC error text of ErrGRPCPermissionDenied in the cancel reason. */
 const PERMISSION_DENIED_REASON = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied';
 
-type Call = ServerDuplexStream<etcdserverpb.WatchRequest, etcdserverpb.IWatchResponse>;
+/** A call on the direct path (direct.ts) also takes a response already encoded. */
+type Call = ServerDuplexStream<etcdserverpb.WatchRequest, etcdserverpb.IWatchResponse> & { acceptsEncoded?: boolean };
 
 export function watchImplementation(member: CairnServer, log: Logger): UntypedServiceImplementation {
   return {
@@ -166,6 +167,12 @@ class WatchStream implements WatchSink {
     const sw = this.watchers.get(w.id);
     if (sw === undefined || sw.watcher !== w) return;
     sw.idle = false;
+    if (this.call.acceptsEncoded === true && !sw.fragment) {
+      // The same events go to many watchers: each is encoded once (see encodedResponse).
+      if (this.closed) return;
+      if (!(this.call as unknown as { write(b: Buffer): boolean }).write(encodedResponse(this.member, revision, w.id, events))) this.blocked = true;
+      return;
+    }
     const resp: etcdserverpb.IWatchResponse = { header: this.member.header(revision), watchId: w.id, events: events.map(eventToWire) };
     if (sw.fragment && events.length > 1) this.writeFragments(resp);
     else this.write(resp);
@@ -263,10 +270,82 @@ class WatchStream implements WatchSink {
   }
 }
 
-function eventToWire(e: WatchEvent): mvccpb.IEvent {
+export function eventToWire(e: WatchEvent): mvccpb.IEvent {
   return {
     type: e.type === EventType.Put ? mvccpb.Event.EventType.PUT : mvccpb.Event.EventType.DELETE,
     kv: kvToWire(e.kv),
     prevKv: e.prevKv ? kvToWire(e.prevKv) : undefined,
   };
+}
+
+// A put seen by a thousand watchers is sent a thousand times, and each WatchResponse differs
+// from the others only in its watch_id. So the header and each event are encoded once and
+// every response is put together from those bytes: protobuf fields may be written in any
+// order and concatenated (header = 1, watch_id = 2, events = 11, as
+// WatchResponse.encode would write them). An event's bytes are kept with its key-value
+// object (one object per write, shared by every watcher that sees it; a watcher without
+// prev_kv gets a copy of the event without it, but the same kv).
+
+const HEADER_TAG = 0x0a; // field 1, length-delimited
+const WATCH_ID_TAG = 0x10; // field 2, varint
+const EVENT_TAG = 0x5a; // field 11, length-delimited
+
+interface EncodedEvent {
+  withPrev?: Buffer;
+  bare?: Buffer;
+}
+
+const encodedEvents = new WeakMap<object, EncodedEvent>();
+let headerCache: { revision: number; term: number; bytes: Buffer } | undefined;
+
+function encodedEvent(e: WatchEvent): Buffer {
+  let cached = encodedEvents.get(e.kv);
+  if (cached === undefined) {
+    cached = {};
+    encodedEvents.set(e.kv, cached);
+  }
+  const withPrev = e.prevKv !== undefined;
+  let bytes = withPrev ? cached.withPrev : cached.bare;
+  if (bytes === undefined) {
+    const body = mvccpb.Event.encode(eventToWire(e)).finish();
+    bytes = Buffer.concat([Buffer.of(EVENT_TAG), varint(body.length), body]);
+    if (withPrev) cached.withPrev = bytes;
+    else cached.bare = bytes;
+  }
+  return bytes;
+}
+
+export function encodedResponse(member: Pick<CairnServer, 'header'>, revision: number, watchId: number, events: WatchEvent[]): Buffer {
+  const header = member.header(revision);
+  const term = Number(header.raftTerm);
+  if (headerCache === undefined || headerCache.revision !== revision || headerCache.term !== term) {
+    const body = etcdserverpb.ResponseHeader.encode(header).finish();
+    headerCache = { revision, term, bytes: Buffer.concat([Buffer.of(HEADER_TAG), varint(body.length), body]) };
+  }
+  const parts: Buffer[] = [headerCache.bytes];
+  // proto3 leaves a zero watch_id out, as WatchResponse.encode does.
+  if (watchId !== 0) parts.push(Buffer.of(WATCH_ID_TAG), varint(watchId));
+  for (const e of events) parts.push(encodedEvent(e));
+  return Buffer.concat(parts);
+}
+
+/** A non-negative integer as a protobuf varint (a negative watch_id is sent as int64: ten bytes). */
+function varint(n: number): Buffer {
+  if (n >= 0 && n <= 0x7fffffff) {
+    const out: number[] = [];
+    while (n >= 0x80) {
+      out.push((n & 0x7f) | 0x80);
+      n >>>= 7;
+    }
+    out.push(n);
+    return Buffer.from(out);
+  }
+  let v = BigInt.asUintN(64, BigInt(n));
+  const out: number[] = [];
+  while (v >= 0x80n) {
+    out.push(Number(v & 0x7fn) | 0x80);
+    v >>= 7n;
+  }
+  out.push(Number(v));
+  return Buffer.from(out);
 }

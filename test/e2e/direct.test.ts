@@ -1,13 +1,13 @@
 /**
- * The hot unary methods (KV, unary Lease calls) are served on node:http2 directly, not by
- * grpc-js (src/api/direct-unary.ts). These are the wire cases that path handles itself,
+ * The hot methods (KV, unary Lease calls, Watch) are served on node:http2 directly, not by
+ * grpc-js (src/api/direct.ts). These are the wire cases that path handles itself,
  * on raw HTTP/2 so each frame is under the test's control: the path is attached at all,
  * response headers and trailers as a gRPC client expects them, deadlines, the receive
  * size limit, a unary call with no or two messages, a compressed request (handed to
  * grpc-js), a call the client resets, and a malformed content type. Where etcd gives a
  * comparable answer, it is asked the same.
  *
- *   npx vitest run test/e2e/direct-unary.test.ts      (needs `npm run build`)
+ *   npx vitest run test/e2e/direct.test.ts      (needs `npm run build`)
  */
 import { gzipSync } from 'node:zlib';
 import { connect, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
@@ -102,9 +102,9 @@ function decodeRange(a: Answer): etcdserverpb.RangeResponse {
   return pb.RangeResponse.decode(a.body.subarray(5));
 }
 
-describe('hot unary methods on node:http2', () => {
+describe('hot methods on node:http2', () => {
   it('are served by the direct path (the member says so at start)', () => {
-    expect(cairn.output()).toContain('serving the hot unary methods on node:http2 directly');
+    expect(cairn.output()).toContain('serving the hot methods on node:http2 directly');
     expect(cairn.output()).not.toContain('the direct path could not attach');
   });
 
@@ -229,4 +229,60 @@ describe('hot unary methods on node:http2', () => {
     expect(Number(pb.LeaseGrantResponse.decode(lease.body.subarray(5)).TTL)).toBe(30);
     expect(cairn.running).toBe(true);
   });
+
+  it('Watch: requests split over DATA frames or sharing one, events out, OK trailers after the client half-closes', async () => {
+    const s = session(cairn);
+    const req = s.request({ ':method': 'POST', ':path': '/etcdserverpb.Watch/Watch', 'content-type': 'application/grpc', te: 'trailers' });
+    const responses: etcdserverpb.WatchResponse[] = [];
+    let pending = Buffer.alloc(0);
+    let trailers: IncomingHttpHeaders = {};
+    req.on('data', (c: Buffer) => {
+      pending = Buffer.concat([pending, c]);
+      while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
+        const len = pending.readUInt32BE(1);
+        responses.push(pb.WatchResponse.decode(pending.subarray(5, 5 + len)));
+        pending = pending.subarray(5 + len);
+      }
+    });
+    req.on('trailers', (t) => (trailers = t));
+    const closed = new Promise<void>((resolve) => req.on('close', resolve));
+    const create = (key: string, watchId: number): Buffer => frame(pb.WatchRequest.encode({ createRequest: { key: Buffer.from(key), watchId } }).finish());
+    // Two creates in one write, sent 3 bytes at a time.
+    const both = Buffer.concat([create('direct/w1', 1), create('direct/w2', 2)]);
+    for (let i = 0; i < both.length; i += 3) req.write(both.subarray(i, i + 3));
+    const until = async (cond: () => boolean): Promise<void> => {
+      for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(cond()).toBe(true);
+    };
+    await until(() => responses.filter((r) => r.created).length === 2);
+    expect(responses.filter((r) => r.created).map((r) => Number(r.watchId)).sort()).toEqual([1, 2]);
+    const u = session(cairn);
+    expect((await call(u, '/etcdserverpb.KV/Put', put('direct/w1', 'x'))).code).toBe(Status.OK);
+    expect((await call(u, '/etcdserverpb.KV/Put', put('direct/w2', 'y'))).code).toBe(Status.OK);
+    await until(() => responses.filter((r) => r.events.length > 0).length === 2);
+    const got = responses.filter((r) => r.events.length > 0).map((r) => [Number(r.watchId), Buffer.from(r.events[0].kv!.value).toString()]);
+    expect(got).toEqual([
+      [1, 'x'],
+      [2, 'y'],
+    ]);
+    req.end(); // half-close: the server ends the stream with OK
+    await closed;
+    expect(trailers['grpc-status']).toBe('0');
+  });
+
+  it('Watch: an undecodable request ends the stream with INTERNAL; a reset stream leaves the member serving', async () => {
+    const s = session(cairn);
+    const bad = await call(s, '/etcdserverpb.Watch/Watch', frame(Buffer.from([0x0a, 0x40, 0x61])), {}, true);
+    expect(bad.code).toBe(Status.INTERNAL);
+    expect(bad.message).toBe('Error deserializing request');
+    for (let i = 0; i < 20; i++) {
+      const req = s.request({ ':method': 'POST', ':path': '/etcdserverpb.Watch/Watch', 'content-type': 'application/grpc', te: 'trailers' });
+      req.on('error', () => undefined);
+      req.write(frame(pb.WatchRequest.encode({ createRequest: { key: Buffer.from(`direct/reset/${i}`) } }).finish()));
+      req.close();
+    }
+    expect((await call(s, '/etcdserverpb.KV/Put', put('direct/after-resets'))).code).toBe(Status.OK);
+    expect(cairn.running).toBe(true);
+  });
 });
+

@@ -1,10 +1,12 @@
 import type { MethodDefinition, Server, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { status as Status } from '@grpc/grpc-js';
+import { EventEmitter } from 'node:events';
 import type { Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Logger } from 'pino';
 import type { MetadataLike } from './caller';
 
-// The hot unary methods (KV and the unary Lease calls) served straight on node:http2.
+// The hot methods served straight on node:http2: KV and the unary Lease calls, and the
+// Watch stream (bidi; see DirectDuplex).
 //
 // grpc-js spends 34-39 µs of CPU on every unary call on this machine (metadata objects,
 // interceptor chain, promise-based decompression, per-call listeners), more than node's
@@ -15,7 +17,9 @@ import type { MetadataLike } from './caller';
 // is grpc-js's own, so a client cannot tell the two apart: the same response headers and
 // trailers, `grpc-timeout` deadlines ("Deadline exceeded"), the receive size limit
 // ("Received message larger than max (N vs M)", RESOURCE_EXHAUSTED), and its statuses
-// for a unary call with no or two request messages.
+// for a unary call with no or two request messages. A bidi call gets a grpc-js-shaped call
+// object (DirectDuplex): 'data', 'end', 'drain', 'cancelled', 'close' events, write() with
+// backpressure, end(), and emit('error', status) to end it with a status.
 //
 // grpc-js offers no public hook for this: its connection injector owns an http2 server
 // whose 'stream' listener dispatches every call. The listener is taken from that server
@@ -24,12 +28,19 @@ import type { MetadataLike } from './caller';
 // slower); the server logs it and a test fails on it.
 
 type Handler = (call: DirectCall, callback: (err: { code?: number; details?: string } | null, res?: unknown) => void) => void;
+type BidiHandler = (call: DirectDuplex) => void;
 
 interface Route {
   path: string;
   deserialize(b: Buffer): unknown;
   serialize(m: unknown): Buffer;
   handler: Handler;
+  bidi?: BidiHandler;
+}
+
+interface GrpcStatus {
+  code?: number;
+  details?: string;
 }
 
 /** What a unary handler sees of a call served here: the request and its metadata. */
@@ -43,9 +54,9 @@ type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, 
 const MESSAGE_PREFIX_BYTES = 5;
 const DEADLINE = /^(\d{1,8})\s*([HMSmun])$/;
 const UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
-const TAKEN = Symbol('cairn.directUnary');
+const TAKEN = Symbol('cairn.directCalls');
 
-export class DirectUnary {
+export class DirectCalls {
   private readonly routes = new Map<string, Route>();
 
   constructor(
@@ -53,17 +64,19 @@ export class DirectUnary {
     private readonly log: Logger,
   ) {}
 
-  /** Serves `names` of a service (unary methods only) here; `impl` is the instrumented implementation. */
+  /** Serves `names` of a service (unary or bidi methods) here; `impl` is the instrumented implementation. */
   add(def: Record<string, MethodDefinition<unknown, unknown>>, impl: UntypedServiceImplementation, names: readonly string[]): void {
     for (const name of names) {
       const d = def[name];
-      if (d === undefined || d.requestStream || d.responseStream) throw new Error(`direct unary path: ${name} is not a unary method`);
-      this.routes.set(d.path, {
+      if (d === undefined || d.requestStream !== d.responseStream) throw new Error(`direct path: ${name} is neither unary nor bidi`);
+      const route: Route = {
         path: d.path,
         deserialize: d.requestDeserialize,
         serialize: d.responseSerialize as (m: unknown) => Buffer,
         handler: impl[name] as unknown as Handler,
-      });
+      };
+      if (d.requestStream) route.bidi = impl[name] as unknown as BidiHandler;
+      this.routes.set(d.path, route);
     }
   }
 
@@ -87,18 +100,19 @@ export class DirectUnary {
           grpcStream(stream, headers, flags, rawHeaders);
           return;
         }
-        this.serve(route, stream, headers);
+        if (route.bidi !== undefined) route.bidi(new DirectDuplex(route, stream, headers, this.maxReceiveBytes));
+        else this.serve(route, stream, headers);
       });
       tagged[TAKEN] = true;
       attached++;
     }
     if (attached === 0) return this.refuse('grpc-js created no http2 server for the injector');
-    this.log.info({ methods: [...this.routes.keys()] }, 'serving the hot unary methods on node:http2 directly');
+    this.log.info({ methods: [...this.routes.keys()] }, 'serving the hot methods on node:http2 directly');
     return true;
   }
 
   private refuse(why: string): false {
-    this.log.warn({ why }, 'hot unary methods go through grpc-js (the direct path could not attach)');
+    this.log.warn({ why }, 'hot methods go through grpc-js (the direct path could not attach)');
     return false;
   }
 
@@ -119,15 +133,7 @@ export class DirectUnary {
         stream.close();
         return;
       }
-      stream.respond(
-        {
-          ':status': 200,
-          'content-type': 'application/grpc+proto',
-          'grpc-status': String(code),
-          'grpc-message': encodeURI(details),
-        },
-        { endStream: true },
-      );
+      respondStatus(stream, code, details);
     };
     const reply = (response: unknown): void => {
       if (ended) return;
@@ -141,16 +147,9 @@ export class DirectUnary {
       ended = true;
       if (timer !== undefined) clearTimeout(timer);
       if (stream.destroyed || stream.closed) return;
-      const frame = Buffer.allocUnsafe(MESSAGE_PREFIX_BYTES + payload.length);
-      frame[0] = 0;
-      frame.writeUInt32BE(payload.length, 1);
-      payload.copy(frame, MESSAGE_PREFIX_BYTES);
-      stream.respond(
-        { ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-accept-encoding': 'identity,deflate,gzip', 'grpc-encoding': 'identity' },
-        { waitForTrailers: true },
-      );
+      respondHeaders(stream);
       stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': '' }));
-      stream.end(frame);
+      stream.end(frameMessage(payload));
     };
 
     stream.once('close', () => {
@@ -221,4 +220,126 @@ function headerMetadata(headers: IncomingHttpHeaders): MetadataLike {
       return v === undefined ? [] : Array.isArray(v) ? v : [v];
     },
   };
+}
+
+/**
+ * A bidi call on a raw HTTP/2 stream, shaped like grpc-js's ServerDuplexStream as far as
+ * the handlers use it. Messages are read as they complete (a DATA chunk may hold several
+ * or part of one); write() takes a message object or its encoded bytes (a watch batch
+ * encoded once for many watchers) and returns false when the stream's buffer is full.
+ */
+export class DirectDuplex extends EventEmitter {
+  readonly metadata: MetadataLike;
+  /** write() takes encoded response bytes as well as message objects. */
+  readonly acceptsEncoded = true;
+  cancelled = false;
+  private done = false; // a status was sent, or the stream is gone
+  private headersSent = false;
+  private pending: Buffer | undefined; // bytes of an incomplete message
+
+  constructor(
+    private readonly route: Route,
+    private readonly stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    private readonly maxReceiveBytes: number,
+  ) {
+    super();
+    this.metadata = headerMetadata(headers);
+    stream.once('error', () => undefined); // a reset stream also emits 'close'
+    // As grpc-js: a handler ends the call with a status by emitting 'error'.
+    this.on('error', (e: GrpcStatus) => this.finish(e?.code ?? Status.UNKNOWN, e?.details ?? ''));
+    stream.on('data', (chunk: Buffer) => this.onChunk(chunk));
+    stream.once('end', () => {
+      if (!this.done) this.emit('end');
+    });
+    stream.on('drain', () => this.emit('drain'));
+    stream.once('close', () => {
+      if (!this.done) {
+        this.done = true;
+        this.cancelled = true;
+        this.emit('cancelled', 'cancelled');
+      }
+      this.emit('close');
+    });
+  }
+
+  write(message: unknown): boolean {
+    if (this.done || this.stream.destroyed || this.stream.closed) return false;
+    const payload = Buffer.isBuffer(message) ? message : this.route.serialize(message);
+    if (!this.headersSent) {
+      this.headersSent = true;
+      respondHeaders(this.stream);
+    }
+    return this.stream.write(frameMessage(payload));
+  }
+
+  end(): void {
+    this.finish(Status.OK, '');
+  }
+
+  private finish(code: number, details: string): void {
+    if (this.done) return;
+    this.done = true;
+    const stream = this.stream;
+    if (!stream.destroyed && !stream.closed) {
+      if (!this.headersSent) respondStatus(stream, code, details);
+      else {
+        stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': String(code), 'grpc-message': encodeURI(details) }));
+        stream.end();
+      }
+    }
+    this.emit('finish');
+  }
+
+  private onChunk(chunk: Buffer): void {
+    if (this.done) return;
+    let buf = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk]);
+    while (buf.length >= MESSAGE_PREFIX_BYTES) {
+      const len = buf.readUInt32BE(1);
+      if (len > this.maxReceiveBytes) {
+        this.finish(Status.RESOURCE_EXHAUSTED, `Received message larger than max (${len} vs ${this.maxReceiveBytes})`);
+        return;
+      }
+      if (buf.length < MESSAGE_PREFIX_BYTES + len) break;
+      if (buf[0] !== 0) {
+        this.finish(Status.INTERNAL, 'Received compressed message but "grpc-encoding" header was identity');
+        return;
+      }
+      let message: unknown;
+      try {
+        message = this.route.deserialize(buf.subarray(MESSAGE_PREFIX_BYTES, MESSAGE_PREFIX_BYTES + len));
+      } catch {
+        this.finish(Status.INTERNAL, 'Error deserializing request');
+        return;
+      }
+      buf = buf.subarray(MESSAGE_PREFIX_BYTES + len);
+      this.emit('data', message);
+      if (this.done) return;
+    }
+    this.pending = buf.length > 0 ? Buffer.from(buf) : undefined;
+  }
+}
+
+function frameMessage(payload: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(MESSAGE_PREFIX_BYTES + payload.length);
+  frame[0] = 0;
+  frame.writeUInt32BE(payload.length, 1);
+  payload.copy(frame, MESSAGE_PREFIX_BYTES);
+  return frame;
+}
+
+/** The response headers grpc-js sends before the first message. */
+function respondHeaders(stream: ServerHttp2Stream): void {
+  stream.respond(
+    { ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-accept-encoding': 'identity,deflate,gzip', 'grpc-encoding': 'identity' },
+    { waitForTrailers: true },
+  );
+}
+
+/** A status without messages: grpc-js's trailers-only answer. */
+function respondStatus(stream: ServerHttp2Stream, code: number, details: string): void {
+  stream.respond(
+    { ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-status': String(code), 'grpc-message': encodeURI(details) },
+    { endStream: true },
+  );
 }
