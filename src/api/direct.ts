@@ -117,7 +117,7 @@ export class DirectCalls {
   }
 
   private serve(route: Route, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    stream.once('error', () => undefined); // a reset stream also emits 'close', which ends the call
+    stream.on('error', ignore); // a reset stream also emits 'close'; the answer then finds it closed
     let ended = false; // a status was sent, or the stream is gone
     let timer: NodeJS.Timeout | undefined;
     const chunks: Buffer[] = []; // the request bytes so far
@@ -152,10 +152,8 @@ export class DirectCalls {
       stream.end(frameMessage(payload));
     };
 
-    stream.once('close', () => {
-      ended = true; // cancelled by the client, or done: a late answer is dropped
-      if (timer !== undefined) clearTimeout(timer);
-    });
+    // A call the client cancels needs nothing from us: a late answer finds the stream
+    // closed (fail and reply look). Only a deadline timer has to go with it.
     const timeout = headers['grpc-timeout'];
     if (timeout !== undefined) {
       const m = DEADLINE.exec(String(timeout));
@@ -164,6 +162,10 @@ export class DirectCalls {
         return;
       }
       timer = setTimeout(() => fail(Status.DEADLINE_EXCEEDED, 'Deadline exceeded'), (Number(m[1]) * UNIT_MS[m[2]]) | 0);
+      stream.once('close', () => {
+        ended = true;
+        clearTimeout(timer);
+      });
     }
 
     stream.on('data', (chunk: Buffer) => {
@@ -245,7 +247,7 @@ export class DirectDuplex extends EventEmitter {
   ) {
     super();
     this.metadata = headerMetadata(headers);
-    stream.once('error', () => undefined); // a reset stream also emits 'close'
+    stream.on('error', ignore); // a reset stream also emits 'close'
     // As grpc-js: a handler ends the call with a status by emitting 'error'.
     this.on('error', (e: GrpcStatus) => this.finish(e?.code ?? Status.UNKNOWN, e?.details ?? ''));
     stream.on('data', (chunk: Buffer) => this.onChunk(chunk));
@@ -319,6 +321,8 @@ export class DirectDuplex extends EventEmitter {
     this.pending = buf.length > 0 ? Buffer.from(buf) : undefined;
   }
 }
+
+function ignore(): void {}
 
 function frameMessage(payload: Buffer): Buffer {
   const frame = Buffer.allocUnsafe(MESSAGE_PREFIX_BYTES + payload.length);

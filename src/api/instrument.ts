@@ -1,5 +1,5 @@
 import { status as Status, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { Metrics } from './metrics';
+import type { HandledCount, Metrics } from './metrics';
 
 // Counts every completed RPC in grpc_server_handled_total with go-grpc-prometheus's labels.
 
@@ -17,14 +17,14 @@ export function instrument(def: ServiceDefinition, impl: UntypedServiceImplement
     const d = def[name];
     const [, service, method] = d.path.split('/');
     const type = d.requestStream ? (d.responseStream ? 'bidi_stream' : 'client_stream') : d.responseStream ? 'server_stream' : 'unary';
-    const children = new Map<number, { inc(): void }>();
+    const children = new Map<number, HandledCount>();
     const count = (code: number): void => {
       let c = children.get(code);
       if (c === undefined) {
-        c = metrics.grpcHandled.labels(type, service, method, CODE_NAMES[code] ?? String(code));
+        c = metrics.handledCounter({ grpc_type: type, grpc_service: service, grpc_method: method, grpc_code: CODE_NAMES[code] ?? String(code) });
         children.set(code, c);
       }
-      c.inc();
+      c.count++;
     };
     const h = handler as AnyHandler;
     if (type === 'unary') {
