@@ -58,6 +58,8 @@ const TAKEN = Symbol('cairn.directCalls');
 
 export class DirectCalls {
   private readonly routes = new Map<string, Route>();
+  /** Bidi calls in progress (watch and keep-alive streams), ended at shutdown. */
+  private readonly streams = new Set<DirectDuplex>();
 
   constructor(
     private readonly maxReceiveBytes: number,
@@ -100,8 +102,12 @@ export class DirectCalls {
           grpcStream(stream, headers, flags, rawHeaders);
           return;
         }
-        if (route.bidi !== undefined) route.bidi(new DirectDuplex(route, stream, headers, this.maxReceiveBytes));
-        else this.serve(route, stream, headers);
+        if (route.bidi !== undefined) {
+          const call = new DirectDuplex(route, stream, headers, this.maxReceiveBytes);
+          this.streams.add(call);
+          stream.once('close', () => this.streams.delete(call));
+          route.bidi(call);
+        } else this.serve(route, stream, headers);
       });
       tagged[TAKEN] = true;
       attached++;
@@ -109,6 +115,15 @@ export class DirectCalls {
     if (attached === 0) return this.refuse('grpc-js created no http2 server for the injector');
     this.log.info({ methods: [...this.routes.keys()] }, 'serving the hot methods on node:http2 directly');
     return true;
+  }
+
+  /**
+   * Ends every bidi call with `code` (a stopping member: etcd closes its streams at once and
+   * clients go elsewhere; otherwise a watch would hold the shutdown for its whole grace).
+   */
+  endStreams(code: number, details: string): void {
+    for (const call of [...this.streams]) call.emit('error', { code, details });
+    this.streams.clear();
   }
 
   private refuse(why: string): false {

@@ -1,4 +1,4 @@
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server, ServerCredentials, status as Status } from '@grpc/grpc-js';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { unlink } from 'node:fs/promises';
@@ -44,8 +44,9 @@ export class ApiServer {
     private readonly http: HttpServer,
     private readonly sockets: NetServer[],
     readonly listeners: ClientListener[],
+    private readonly direct: DirectCalls,
     /** Whether the hot methods are served on node:http2 directly (direct.ts). */
-    readonly directUnary: boolean,
+    readonly directAttached: boolean,
   ) {}
 
   static async start(member: CairnServer, log: Logger): Promise<ApiServer> {
@@ -72,7 +73,7 @@ export class ApiServer {
     const direct = new DirectCalls(cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, log);
     direct.add(watchService, watch, ['Watch']);
     direct.add(kvService, kv, ['Range', 'Put', 'DeleteRange', 'Txn', 'Compact']);
-    direct.add(leaseService, lease, ['LeaseGrant', 'LeaseRevoke', 'LeaseTimeToLive', 'LeaseLeases']);
+    direct.add(leaseService, lease, ['LeaseGrant', 'LeaseRevoke', 'LeaseTimeToLive', 'LeaseLeases', 'LeaseKeepAlive']);
     const directAttached = direct.attach(grpc);
     const http = createHttpServer(httpHandler(member, metrics, log));
     const tlsConfig = await clientTls(cfg, log);
@@ -177,12 +178,17 @@ export class ApiServer {
       sockets.push(server);
       listeners.push({ url, port });
     }
-    return new ApiServer(grpc, http, sockets, listeners, directAttached);
+    return new ApiServer(grpc, http, sockets, listeners, direct, directAttached);
   }
 
-  /** Stops accepting connections and calls, waits for running ones (bounded), then closes. */
+  /**
+   * Stops accepting connections and calls, ends the watch and keep-alive streams
+   * (Unavailable, so clients move to another member, as etcd's closing streams make them),
+   * waits for running calls (bounded), then closes.
+   */
   async stop(graceMs = 5000): Promise<void> {
     for (const s of this.sockets) s.close();
+    this.direct.endStreams(Status.UNAVAILABLE, 'etcdserver: server stopped');
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.grpc.forceShutdown();

@@ -284,5 +284,32 @@ describe('hot methods on node:http2', () => {
     expect((await call(s, '/etcdserverpb.KV/Put', put('direct/after-resets'))).code).toBe(Status.OK);
     expect(cairn.running).toBe(true);
   });
+
+  it('a stopping member ends its watch and keep-alive streams at once with Unavailable (etcd exits at once too)', async () => {
+    const own = await startCairn();
+    try {
+      const s = connect(own.endpoint);
+      s.on('error', () => undefined);
+      const open = (path: string, first: Buffer): Promise<Answer> => call(s, path, first, {}, true);
+      const lease = await call(s, '/etcdserverpb.Lease/LeaseGrant', frame(pb.LeaseGrantRequest.encode({ TTL: 60 }).finish()));
+      const id = pb.LeaseGrantResponse.decode(lease.body.subarray(5)).ID;
+      const watch = open('/etcdserverpb.Watch/Watch', frame(pb.WatchRequest.encode({ createRequest: { key: Buffer.from('stop/w') } }).finish()));
+      const keepAlive = open('/etcdserverpb.Lease/LeaseKeepAlive', frame(pb.LeaseKeepAliveRequest.encode({ ID: id }).finish()));
+      await new Promise((r) => setTimeout(r, 300)); // both streams answered their first request
+      const started = Date.now();
+      await own.stop(); // SIGTERM, then waits for the exit
+      const took = Date.now() - started;
+      const [w, k] = await Promise.all([watch, keepAlive]);
+      for (const a of [w, k]) {
+        expect(a.code).toBe(Status.UNAVAILABLE);
+        expect(a.message).toBe('etcdserver: server stopped');
+        expect(a.body.length).toBeGreaterThan(0); // the stream had answered before it was ended
+      }
+      expect(took, 'a member with open streams waited out its shutdown grace').toBeLessThan(3000);
+      s.destroy();
+    } finally {
+      if (own.running) await own.stop();
+    }
+  });
 });
 
