@@ -30,11 +30,12 @@ import type { MetadataLike } from './caller';
 type Handler = (call: DirectCall, callback: (err: { code?: number; details?: string } | null, res?: unknown) => void) => void;
 type BidiHandler = (call: DirectDuplex) => void;
 
+/** A method served here: exactly one of `unary` and `bidi` is set. */
 interface Route {
   path: string;
   deserialize(b: Buffer): unknown;
   serialize(m: unknown): Buffer;
-  handler: Handler;
+  unary?: Handler;
   bidi?: BidiHandler;
 }
 
@@ -71,13 +72,9 @@ export class DirectCalls {
     for (const name of names) {
       const d = def[name];
       if (d === undefined || d.requestStream !== d.responseStream) throw new Error(`direct path: ${name} is neither unary nor bidi`);
-      const route: Route = {
-        path: d.path,
-        deserialize: d.requestDeserialize,
-        serialize: d.responseSerialize as (m: unknown) => Buffer,
-        handler: impl[name] as unknown as Handler,
-      };
+      const route: Route = { path: d.path, deserialize: d.requestDeserialize, serialize: d.responseSerialize as (m: unknown) => Buffer };
       if (d.requestStream) route.bidi = impl[name] as unknown as BidiHandler;
+      else route.unary = impl[name] as unknown as Handler;
       this.routes.set(d.path, route);
     }
   }
@@ -107,7 +104,7 @@ export class DirectCalls {
           this.streams.add(call);
           stream.once('close', () => this.streams.delete(call));
           route.bidi(call);
-        } else this.serve(route, stream, headers);
+        } else this.serve(route, route.unary!, stream, headers);
       });
       tagged[TAKEN] = true;
       attached++;
@@ -131,7 +128,7 @@ export class DirectCalls {
     return false;
   }
 
-  private serve(route: Route, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+  private serve(route: Route, handler: Handler, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     stream.on('error', ignore); // a reset stream also emits 'close'; the answer then finds it closed
     let ended = false; // a status was sent, or the stream is gone
     let timer: NodeJS.Timeout | undefined;
@@ -163,8 +160,7 @@ export class DirectCalls {
       if (timer !== undefined) clearTimeout(timer);
       if (stream.destroyed || stream.closed) return;
       respondHeaders(stream);
-      stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': '' }));
-      stream.end(frameMessage(payload));
+      endWithStatus(stream, Status.OK, '', frameMessage(payload));
     };
 
     // A call the client cancels needs nothing from us: a late answer finds the stream
@@ -193,7 +189,7 @@ export class DirectCalls {
         const head = chunks[0].length >= MESSAGE_PREFIX_BYTES ? chunks[0] : Buffer.concat(chunks);
         length = head.readUInt32BE(1);
         if (length > this.maxReceiveBytes) {
-          fail(Status.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs ${this.maxReceiveBytes})`);
+          fail(Status.RESOURCE_EXHAUSTED, tooLarge(length, this.maxReceiveBytes));
           return;
         }
       }
@@ -207,21 +203,13 @@ export class DirectCalls {
         fail(Status.UNIMPLEMENTED, `Received no request message for unary RPC ${route.path}`);
         return;
       }
-      const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total);
-      if (body[0] !== 0) {
-        // Only identity-encoded calls come here (see attach), so a compressed flag is a lie.
-        fail(Status.INTERNAL, 'Received compressed message but "grpc-encoding" header was identity');
+      const decoded = decodeMessage(route, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total));
+      if (decoded.failed !== undefined) {
+        fail(decoded.failed.code, decoded.failed.details);
         return;
       }
-      let request: unknown;
-      try {
-        request = route.deserialize(body.subarray(MESSAGE_PREFIX_BYTES));
-      } catch {
-        fail(Status.INTERNAL, 'Error deserializing request');
-        return;
-      }
-      const call: DirectCall = { request, metadata: headerMetadata(headers) };
-      route.handler(call, (err, res) => {
+      const call: DirectCall = { request: decoded.message, metadata: headerMetadata(headers) };
+      handler(call, (err, res) => {
         if (err) fail(err.code ?? Status.UNKNOWN, err.details ?? '');
         else reply(res);
       });
@@ -300,10 +288,7 @@ export class DirectDuplex extends EventEmitter {
     const stream = this.stream;
     if (!stream.destroyed && !stream.closed) {
       if (!this.headersSent) respondStatus(stream, code, details);
-      else {
-        stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': String(code), 'grpc-message': encodeURI(details) }));
-        stream.end();
-      }
+      else endWithStatus(stream, code, details);
     }
     this.emit('finish');
   }
@@ -314,23 +299,17 @@ export class DirectDuplex extends EventEmitter {
     while (buf.length >= MESSAGE_PREFIX_BYTES) {
       const len = buf.readUInt32BE(1);
       if (len > this.maxReceiveBytes) {
-        this.finish(Status.RESOURCE_EXHAUSTED, `Received message larger than max (${len} vs ${this.maxReceiveBytes})`);
+        this.finish(Status.RESOURCE_EXHAUSTED, tooLarge(len, this.maxReceiveBytes));
         return;
       }
       if (buf.length < MESSAGE_PREFIX_BYTES + len) break;
-      if (buf[0] !== 0) {
-        this.finish(Status.INTERNAL, 'Received compressed message but "grpc-encoding" header was identity');
-        return;
-      }
-      let message: unknown;
-      try {
-        message = this.route.deserialize(buf.subarray(MESSAGE_PREFIX_BYTES, MESSAGE_PREFIX_BYTES + len));
-      } catch {
-        this.finish(Status.INTERNAL, 'Error deserializing request');
+      const decoded = decodeMessage(this.route, buf.subarray(0, MESSAGE_PREFIX_BYTES + len));
+      if (decoded.failed !== undefined) {
+        this.finish(decoded.failed.code, decoded.failed.details);
         return;
       }
       buf = buf.subarray(MESSAGE_PREFIX_BYTES + len);
-      this.emit('data', message);
+      this.emit('data', decoded.message);
       if (this.done) return;
     }
     this.pending = buf.length > 0 ? Buffer.from(buf) : undefined;
@@ -338,6 +317,29 @@ export class DirectDuplex extends EventEmitter {
 }
 
 function ignore(): void {}
+
+/** grpc-js's words for a message over the receive limit. */
+function tooLarge(length: number, max: number): string {
+  return `Received message larger than max (${length} vs ${max})`;
+}
+
+/** One whole prefixed message (flag, length, body) decoded, or the status that refuses it. */
+function decodeMessage(route: Route, framed: Buffer): { message: unknown; failed?: undefined } | { failed: Required<GrpcStatus> } {
+  // Only identity-encoded calls come here (see attach), so a compressed flag is a lie.
+  if (framed[0] !== 0) return { failed: { code: Status.INTERNAL, details: 'Received compressed message but "grpc-encoding" header was identity' } };
+  try {
+    return { message: route.deserialize(framed.subarray(MESSAGE_PREFIX_BYTES)) };
+  } catch {
+    return { failed: { code: Status.INTERNAL, details: 'Error deserializing request' } };
+  }
+}
+
+/** Ends a stream whose headers are out: `last` (if any), then the status as trailers. */
+function endWithStatus(stream: ServerHttp2Stream, code: number, details: string, last?: Buffer): void {
+  stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': String(code), 'grpc-message': encodeURI(details) }));
+  if (last === undefined) stream.end();
+  else stream.end(last);
+}
 
 function frameMessage(payload: Buffer): Buffer {
   const frame = Buffer.allocUnsafe(MESSAGE_PREFIX_BYTES + payload.length);

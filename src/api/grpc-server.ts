@@ -45,8 +45,6 @@ export class ApiServer {
     private readonly sockets: NetServer[],
     readonly listeners: ClientListener[],
     private readonly direct: DirectCalls,
-    /** Whether the hot methods are served on node:http2 directly (direct.ts). */
-    readonly directAttached: boolean,
   ) {}
 
   static async start(member: CairnServer, log: Logger): Promise<ApiServer> {
@@ -74,7 +72,7 @@ export class ApiServer {
     direct.add(watchService, watch, ['Watch']);
     direct.add(kvService, kv, ['Range', 'Put', 'DeleteRange', 'Txn', 'Compact']);
     direct.add(leaseService, lease, ['LeaseGrant', 'LeaseRevoke', 'LeaseTimeToLive', 'LeaseLeases', 'LeaseKeepAlive']);
-    const directAttached = direct.attach(grpc);
+    direct.attach(grpc); // logs whether it could; if not, grpc-js serves these too
     const http = createHttpServer(httpHandler(member, metrics, log));
     const tlsConfig = await clientTls(cfg, log);
     const tlsServer =
@@ -178,7 +176,7 @@ export class ApiServer {
       sockets.push(server);
       listeners.push({ url, port });
     }
-    return new ApiServer(grpc, http, sockets, listeners, direct, directAttached);
+    return new ApiServer(grpc, http, sockets, listeners, direct);
   }
 
   /**

@@ -14,7 +14,8 @@ export interface HandledCount {
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly grpcHandled: Counter<'grpc_type' | 'grpc_service' | 'grpc_method' | 'grpc_code'>;
+  /** grpc_server_handled_total's counts, one per label set (handledCounter). */
+  private readonly handled: HandledCount[] = [];
 
   constructor(member: CairnServer) {
     const r = this.registry;
@@ -63,7 +64,7 @@ export class Metrics {
       (s) => backendCommit.observe(s),
     );
     const handled = this.handled;
-    this.grpcHandled = new Counter({
+    new Counter({
       name: 'grpc_server_handled_total',
       help: 'Total number of RPCs completed on the server, regardless of success or failure.',
       labelNames: ['grpc_type', 'grpc_service', 'grpc_method', 'grpc_code'],
@@ -76,8 +77,6 @@ export class Metrics {
       },
     });
   }
-
-  private readonly handled: HandledCount[] = [];
 
   /** A counter for one label set of grpc_server_handled_total; inc() is a field update. */
   handledCounter(labels: Record<'grpc_type' | 'grpc_service' | 'grpc_method' | 'grpc_code', string>): HandledCount {

@@ -169,8 +169,7 @@ class WatchStream implements WatchSink {
     sw.idle = false;
     if (this.call.acceptsEncoded === true && !sw.fragment) {
       // The same events go to many watchers: each is encoded once (see encodedResponse).
-      if (this.closed) return;
-      if (!(this.call as unknown as { write(b: Buffer): boolean }).write(encodedResponse(this.member, revision, w.id, events))) this.blocked = true;
+      this.write(encodedResponse(this.member, revision, w.id, events));
       return;
     }
     const resp: etcdserverpb.IWatchResponse = { header: this.member.header(revision), watchId: w.id, events: events.map(eventToWire) };
@@ -264,9 +263,10 @@ class WatchStream implements WatchSink {
     }
   }
 
-  private write(resp: etcdserverpb.IWatchResponse): void {
+  /** An encoded response only when the call acceptsEncoded. */
+  private write(resp: etcdserverpb.IWatchResponse | Buffer): void {
     if (this.closed) return;
-    if (!this.call.write(resp)) this.blocked = true;
+    if (!this.call.write(resp as etcdserverpb.IWatchResponse)) this.blocked = true;
   }
 }
 
@@ -280,25 +280,26 @@ export function eventToWire(e: WatchEvent): mvccpb.IEvent {
 
 // A put seen by a thousand watchers is sent a thousand times, and each WatchResponse differs
 // from the others only in its watch_id. So the header and each event are encoded once and
-// every response is put together from those bytes: protobuf fields may be written in any
-// order and concatenated (header = 1, watch_id = 2, events = 11, as
-// WatchResponse.encode would write them). An event's bytes are kept with its key-value
+// every response is put together from those bytes: encoded protobuf messages concatenate
+// into the message with all their fields (header, watch_id, events, in WatchResponse.encode's
+// order). An event's bytes are kept with its key-value
 // object (one object per write, shared by every watcher that sees it; a watcher without
 // prev_kv gets a copy of the event without it, but the same kv).
 
-const HEADER_TAG = 0x0a; // field 1, length-delimited
-const WATCH_ID_TAG = 0x10; // field 2, varint
-const EVENT_TAG = 0x5a; // field 11, length-delimited
-
 interface EncodedEvent {
-  withPrev?: Buffer;
-  bare?: Buffer;
+  withPrev?: Uint8Array;
+  bare?: Uint8Array;
 }
 
 const encodedEvents = new WeakMap<object, EncodedEvent>();
-let headerCache: { revision: number; term: number; bytes: Buffer } | undefined;
+let headerCache: { revision: number; term: number; bytes: Uint8Array } | undefined;
 
-function encodedEvent(e: WatchEvent): Buffer {
+/** Some fields of a WatchResponse, encoded as WatchResponse.encode writes them (a zero watch_id: nothing). */
+function fields(r: etcdserverpb.IWatchResponse): Uint8Array {
+  return etcdserverpb.WatchResponse.encode(r).finish();
+}
+
+function encodedEvent(e: WatchEvent): Uint8Array {
   let cached = encodedEvents.get(e.kv);
   if (cached === undefined) {
     cached = {};
@@ -307,8 +308,7 @@ function encodedEvent(e: WatchEvent): Buffer {
   const withPrev = e.prevKv !== undefined;
   let bytes = withPrev ? cached.withPrev : cached.bare;
   if (bytes === undefined) {
-    const body = mvccpb.Event.encode(eventToWire(e)).finish();
-    bytes = Buffer.concat([Buffer.of(EVENT_TAG), varint(body.length), body]);
+    bytes = fields({ events: [eventToWire(e)] });
     if (withPrev) cached.withPrev = bytes;
     else cached.bare = bytes;
   }
@@ -319,33 +319,9 @@ export function encodedResponse(member: Pick<CairnServer, 'header'>, revision: n
   const header = member.header(revision);
   const term = Number(header.raftTerm);
   if (headerCache === undefined || headerCache.revision !== revision || headerCache.term !== term) {
-    const body = etcdserverpb.ResponseHeader.encode(header).finish();
-    headerCache = { revision, term, bytes: Buffer.concat([Buffer.of(HEADER_TAG), varint(body.length), body]) };
+    headerCache = { revision, term, bytes: fields({ header }) };
   }
-  const parts: Buffer[] = [headerCache.bytes];
-  // proto3 leaves a zero watch_id out, as WatchResponse.encode does.
-  if (watchId !== 0) parts.push(Buffer.of(WATCH_ID_TAG), varint(watchId));
+  const parts: Uint8Array[] = [headerCache.bytes, fields({ watchId })];
   for (const e of events) parts.push(encodedEvent(e));
   return Buffer.concat(parts);
-}
-
-/** A non-negative integer as a protobuf varint (a negative watch_id is sent as int64: ten bytes). */
-function varint(n: number): Buffer {
-  if (n >= 0 && n <= 0x7fffffff) {
-    const out: number[] = [];
-    while (n >= 0x80) {
-      out.push((n & 0x7f) | 0x80);
-      n >>>= 7;
-    }
-    out.push(n);
-    return Buffer.from(out);
-  }
-  let v = BigInt.asUintN(64, BigInt(n));
-  const out: number[] = [];
-  while (v >= 0x80n) {
-    out.push(Number(v & 0x7fn) | 0x80);
-    v >>= 7n;
-  }
-  out.push(Number(v));
-  return Buffer.from(out);
 }
