@@ -9,10 +9,9 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupAll, etcdctl, makeTempDir, repoRoot, startCairn, startEtcd, type EtcdctlResult, type ServerProc } from '../../bench/lib/procs';
+import { cleanupAll, etcdctl, makeTempDir, startCairn, startEtcd, type ServerProc } from '../../bench/lib/procs';
 import { describeStep, firstDifference, normalise, renderTranscript, type StepResult } from '../helpers/etcdctl-transcript';
-
-const CAIRNCTL = path.join(repoRoot(), 'dist', 'src', 'bin', 'cairnctl.js');
+import { CAIRNCTL, runTool, type ToolResult } from './golden-lib';
 
 interface Step {
   /** Arguments, or a function of the lease ID granted by the last `lease grant` step. */
@@ -21,24 +20,9 @@ interface Step {
   note?: string;
 }
 
-function cairnctl(endpoint: string, args: string[], input?: string, timeoutMs = 30_000): Promise<EtcdctlResult> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETCDCTL_')) env[k] = v;
-    const child = spawn(process.execPath, [CAIRNCTL, '--endpoints', endpoint, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.stdin.on('error', () => undefined);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-    });
-    child.stdin.end(input ?? '');
-  });
+/** cairnctl against one endpoint, through the golden tests' runner. */
+function cairnctl(endpoint: string, args: string[], input?: string): Promise<ToolResult> {
+  return runTool('cairnctl', ['--endpoints', endpoint, ...args], { input });
 }
 
 /** Normalisation beyond the KV golden test's: lease IDs, timings, sizes of snapshots. */

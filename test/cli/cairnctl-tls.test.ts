@@ -4,12 +4,14 @@
  * https with a CA-signed certificate and --client-cert-auth: etcdctl and cairnctl run
  * the same steps against the same server and print the same.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, makeTempDir, repoRoot } from '../../bench/lib/procs';
+import { freePort, makeTempDir } from '../../bench/lib/procs';
 import { Client } from '../../src/client';
+import { spawnCairn } from '../helpers/servers';
+import { TestCa } from '../helpers/test-ca';
 import { expectSame, runSteps, type GStep } from './golden-lib';
 
 let dir: string;
@@ -18,13 +20,10 @@ const f = (name: string): string => join(dir, name);
 
 beforeAll(() => {
   dir = makeTempDir('cairnctl-tls-');
-  const ssl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=test-ca');
-  fs.writeFileSync(f('san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost');
-  for (const [name, cn, ext] of [['server', 'cairn', true], ['client', 'root', false]] as const) {
-    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', ...(ext ? ['-extfile', 'san.ext'] : []));
-  }
+  const certs = new TestCa(dir);
+  certs.ca('ca');
+  certs.issue('server', 'cairn', { san: 'IP:127.0.0.1,DNS:localhost' });
+  certs.issue('client', 'root');
 });
 
 afterAll(() => {
@@ -34,22 +33,12 @@ afterAll(() => {
 async function startTls(flags: string[]): Promise<number> {
   const port = await freePort();
   const url = `https://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [
-    join(repoRoot(), 'dist', 'src', 'bin', 'cairn.js'),
+  await spawnCairn([
     '--data-dir', makeTempDir('cairnctl-tls-data-'),
     '--listen-client-urls', url, '--advertise-client-urls', url,
     '--listen-peer-urls', `http://127.0.0.1:${await freePort()}`,
     '--cert-file', f('server.pem'), '--key-file', f('server.key'), ...flags,
-  ]);
-  servers.push(child);
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const deadline = Date.now() + 20_000;
-  while (!out.includes('ready to serve client requests')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`cairn did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  ], servers);
   return port;
 }
 

@@ -1,7 +1,8 @@
-import { ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { etcdctl, freePort, makeTempDir, repoRoot } from '../../bench/lib/procs';
+import { etcdctl, freePort, makeTempDir } from '../../bench/lib/procs';
+import { spawnCairn } from '../helpers/servers';
 import { TestCa } from '../helpers/test-ca';
 
 // TLS on the client port with etcd's flags, driven by etcd's etcdctl: a CA-signed server
@@ -30,22 +31,8 @@ afterAll(() => {
 async function start(urls: (port: number) => string[], flags: string[]): Promise<{ output: () => string; port: number }> {
   const port = await freePort();
   const list = urls(port);
-  const child = spawn(process.execPath, [
-    join(repoRoot(), 'dist', 'src', 'bin', 'cairn.js'),
-    '--data-dir', makeTempDir('cairn-tls-data-'),
-    '--listen-client-urls', list.join(','), '--advertise-client-urls', list[0],
-    ...flags,
-  ]);
-  servers.push(child);
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const deadline = Date.now() + 20_000;
-  while (!out.includes('ready to serve client requests')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`cairn did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { output: () => out, port };
+  const args = ['--data-dir', makeTempDir('cairn-tls-data-'), '--listen-client-urls', list.join(','), '--advertise-client-urls', list[0], ...flags];
+  return { output: await spawnCairn(args, servers), port };
 }
 
 const f = (name: string): string => join(dir, name);

@@ -5,7 +5,9 @@
  * comparisons then run etcd-vs-etcd, which proves the normalisation is sufficient and
  * the command sequences deterministic (useful while cairn is not built yet).
  */
-import { startCairn, startEtcd, type ServerProc, type StartOptions } from '../../bench/lib/procs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { repoRoot, startCairn, startEtcd, type ServerProc, type StartOptions } from '../../bench/lib/procs';
 
 export type Target = 'cairn' | 'etcd';
 
@@ -31,4 +33,23 @@ export async function startAll(starters: Array<() => Promise<ServerProc>>): Prom
     throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
   }
   return settled.map((s) => (s as PromiseFulfilledResult<ServerProc>).value);
+}
+
+/**
+ * Starts dist's cairn with exactly `args` (no generated flags: for what startCairn cannot
+ * express, such as https client URLs), adds it to `started` for the caller to kill, and
+ * resolves once it says it is ready with a reader of everything it has printed.
+ */
+export async function spawnCairn(args: string[], started: ChildProcess[], readyTimeoutMs = 20_000): Promise<() => string> {
+  const child = spawn(process.execPath, [join(repoRoot(), 'dist', 'src', 'bin', 'cairn.js'), ...args]);
+  started.push(child);
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const deadline = Date.now() + readyTimeoutMs;
+  while (!out.includes('ready to serve client requests')) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`cairn did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return () => out;
 }
