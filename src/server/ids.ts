@@ -33,16 +33,51 @@ export function computeClusterId(memberIds: readonly bigint[]): bigint {
  */
 export class RequestIdGenerator {
   private readonly prefix: bigint;
+  private readonly prefix16: number;
   private suffix: bigint;
 
   constructor(memberId: bigint, nowMs: number) {
-    this.prefix = (memberId & 0xffffn) << 48n;
+    this.prefix16 = Number(memberId & 0xffffn);
+    this.prefix = BigInt(this.prefix16) << 48n;
     this.suffix = (BigInt(nowMs) & 0xff_ffff_ffffn) << 8n;
   }
 
   next(): bigint {
     this.suffix = (this.suffix + 1n) & 0xffff_ffff_ffffn;
     return this.prefix | this.suffix;
+  }
+
+  /**
+   * An ID's key among the IDs this generator made: its low 48 bits as a number (unique
+   * among them), or -1 for an ID of another member.
+   */
+  ownKey(id: bigint): number {
+    return Number(id >> 48n) === this.prefix16 ? Number(id & 0xffff_ffff_ffffn) : -1;
+  }
+
+  /**
+   * ownKey of the ID that an encoded InternalRequest starts with (field 1, a varint, as
+   * the proposer encodes it), read without decoding the message; -1 when the bytes do not
+   * start with one, or it is another member's.
+   */
+  ownKeyOf(encoded: Uint8Array): number {
+    if (encoded[0] !== 0x08) return -1;
+    let low = 0; // bits 0-48 (seven 7-bit groups), exact in a double
+    let mul = 1;
+    let high = 0; // bits 49-63
+    for (let i = 0; i < 10; i++) {
+      const b = encoded[1 + i];
+      if (b === undefined) return -1;
+      if (i < 7) {
+        low += (b & 0x7f) * mul;
+        mul *= 128;
+      } else high |= (b & 0x7f) << (7 * (i - 7));
+      if (b < 0x80) {
+        const prefix16 = (Math.floor(low / 2 ** 48) | (high << 1)) & 0xffff;
+        return prefix16 === this.prefix16 ? low % 2 ** 48 : -1;
+      }
+    }
+    return -1;
   }
 }
 

@@ -64,6 +64,8 @@ interface Waiter {
   deadline: number;
   /** The proposed entry's bytes, to forget the request if the entry never comes back. */
   entry: Buffer;
+  /** The request the entry carries, applied as it is when the entry comes back (not decoded again). */
+  req?: cairnpb.IInternalRequest;
 }
 
 /** etcd's request timeout: 5 s plus two election timeouts. */
@@ -162,10 +164,8 @@ export interface ServerCounters {
 }
 
 export class CairnServer {
-  private readonly waiters = new Map<bigint, Waiter>();
-  /** Requests proposed here, by the entry bytes that carry them: apply uses the decoded
-   *  request instead of decoding the same bytes again (same object, so the same bytes). */
-  private readonly proposed = new Map<Buffer, cairnpb.IInternalRequest>();
+  /** Proposals of this member waiting for their entry, by RequestIdGenerator.ownKey of their ID. */
+  private readonly waiters = new Map<number, Waiter>();
   private readonly clusterIdWire: ReturnType<typeof uint64>;
   private readonly memberIdWire: ReturnType<typeof uint64>;
   private readonly appliedWaiters: Array<{ index: number; resolve: () => void }> = [];
@@ -432,7 +432,6 @@ export class CairnServer {
     for (const [id, w] of this.waiters) {
       if (w.deadline > now) continue;
       this.waiters.delete(id);
-      this.proposed.delete(w.entry); // a dropped proposal (leader change) never comes back
       w.reject(this.raftLog.leaderId === 0n ? Errors.noLeader() : Errors.timeout());
     }
   }
@@ -895,7 +894,7 @@ export class CairnServer {
       return Promise.reject(e);
     }
     return new Promise((resolve, reject) => {
-      this.waiters.set(reqId, { resolve, reject, deadline: Date.now() + requestTimeoutMs(this.config), entry: EMPTY_ENTRY });
+      this.waiters.set(this.ids.ownKey(reqId), { resolve, reject, deadline: Date.now() + requestTimeoutMs(this.config), entry: EMPTY_ENTRY });
     });
   }
 
@@ -928,10 +927,10 @@ export class CairnServer {
       this.membership.put({ ...existing, isLearner: cc.type === ConfChangeType.AddLearnerNode });
     }
     this.log.info({ change: ConfChangeType[cc.type], member: idToHex(cc.nodeId) }, 'membership changed');
-    const reqId = ctx.reqId !== undefined ? BigInt(ctx.reqId) : undefined;
-    const waiter = reqId !== undefined ? this.waiters.get(reqId) : undefined;
-    if (waiter && reqId !== undefined) {
-      this.waiters.delete(reqId);
+    const key = ctx.reqId !== undefined ? this.ids.ownKey(BigInt(ctx.reqId)) : -1;
+    const waiter = this.waiters.get(key);
+    if (waiter) {
+      this.waiters.delete(key);
       const member = this.membership.get(cc.nodeId) ?? { id: cc.nodeId, name: ctx.name ?? '', peerUrls: ctx.peerUrls ?? [], isLearner: false };
       waiter.resolve({ header: { revision: this.store.currentRevision }, member: this.memberToWire(member), members: this.memberList() });
     }
@@ -1010,6 +1009,7 @@ export class CairnServer {
       return Promise.reject(Errors.noSpace());
     }
     const id = this.ids.next();
+    const key = this.ids.ownKey(id);
     req.id = uint64(id);
     if (caller === INTERNAL) req.internal = true;
     else if (caller.username !== '') {
@@ -1021,9 +1021,8 @@ export class CairnServer {
     const entry = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     return new Promise((resolve, reject) => {
       const dropped = (err: Error): void => {
-        if (this.waiters.get(id)?.entry !== entry) return; // answered already
-        this.waiters.delete(id);
-        this.proposed.delete(entry);
+        if (this.waiters.get(key)?.entry !== entry) return; // answered already
+        this.waiters.delete(key);
         reject(err);
       };
       try {
@@ -1032,8 +1031,7 @@ export class CairnServer {
         reject(e);
         return;
       }
-      this.proposed.set(entry, req);
-      this.waiters.set(id, { resolve, reject, deadline: Date.now() + requestTimeoutMs(this.config), entry });
+      this.waiters.set(key, { resolve, reject, deadline: Date.now() + requestTimeoutMs(this.config), entry, req });
     });
   }
 
@@ -1080,15 +1078,12 @@ export class CairnServer {
       return undefined;
     }
     if (e.data.length === 0) return undefined;
-    let req = this.proposed.get(e.data);
-    if (req === undefined) req = cairnpb.InternalRequest.decode(e.data);
-    else this.proposed.delete(e.data);
-    const id = toBigInt(req.id as Parameters<typeof toBigInt>[0], true);
-    const waiter = this.waiters.get(id);
-    if (waiter) {
-      this.waiters.delete(id);
-      this.proposed.delete(waiter.entry); // on a follower the entry came back as other bytes
-    }
+    // This member's own proposal comes back with its ID first: its waiter holds the request
+    // (the leader gets the same bytes back, a follower a copy), so it is not decoded again.
+    const key = this.ids.ownKeyOf(e.data);
+    const waiter = key >= 0 ? this.waiters.get(key) : undefined;
+    if (waiter !== undefined) this.waiters.delete(key);
+    const req = waiter?.req ?? cairnpb.InternalRequest.decode(e.data);
     const caller: Caller = req.internal ? INTERNAL : { username: req.username ?? '', revision: toNumber(req.authRevision) };
     const done = (resp: unknown): void => waiter?.resolve(resp);
     const failed = (err: unknown): void => {
