@@ -1,4 +1,4 @@
-import { Revision, compareRevision } from './types';
+import type { Revision } from './types';
 
 // The history of one key, as etcd's keyIndex keeps it: a list of generations. A generation
 // is one life of the key, from its creation to its deletion; its last revision is the
@@ -11,7 +11,12 @@ import { Revision, compareRevision } from './types';
 // KeyIndex: the store keeps a key with a single live revision without one (see store.ts), so
 // a generation here is just its revisions, nothing else per key that nobody reads.
 
-export type Generation = Revision[];
+/**
+ * One generation's revisions as numbers, in pairs: [main0, sub0, main1, sub1, ...]. A key
+ * overwritten a million times keeps a million revisions until a compaction: packed, they are
+ * two small integers each in one array, not an object each for the GC to copy and trace.
+ */
+export type Generation = number[];
 
 export class KeyIndex {
   generations: Generation[];
@@ -21,16 +26,7 @@ export class KeyIndex {
 
   /** A key whose history is `first`, a live revision. */
   constructor(first: Revision) {
-    this.generations = [[first]];
-  }
-
-  /** The key's last revision: its last put, or its tombstone when it is deleted now. */
-  get modified(): Revision {
-    const gens = this.generations;
-    const last = gens[gens.length - 1];
-    if (last.length > 0) return last[last.length - 1];
-    const closed = gens[gens.length - 2];
-    return closed[closed.length - 1];
+    this.generations = [[first.main, first.sub]];
   }
 
   isEmpty(): boolean {
@@ -44,15 +40,20 @@ export class KeyIndex {
 
   /** True when the history is one live revision and nothing else (the store can drop the index). */
   isSingle(): boolean {
-    return this.generations.length === 1 && this.generations[0].length === 1;
+    return this.generations.length === 1 && this.generations[0].length === 2;
   }
 
   put(rev: Revision): void {
+    const gens = this.generations;
+    const g = gens[gens.length - 1];
     if (!this.isEmpty()) {
-      const m = this.modified;
-      if (compareRevision(rev, m) <= 0) throw new Error(`key-index: put at ${rev.main}.${rev.sub} not after ${m.main}.${m.sub}`);
+      // The key's last revision: its last put, or the tombstone that closed the generation before.
+      const last = g.length > 0 ? g : gens[gens.length - 2];
+      const main = last[last.length - 2];
+      const sub = last[last.length - 1];
+      if (rev.main < main || (rev.main === main && rev.sub <= sub)) throw new Error(`key-index: put at ${rev.main}.${rev.sub} not after ${main}.${sub}`);
     }
-    this.generations[this.generations.length - 1].push(rev);
+    g.push(rev.main, rev.sub);
   }
 
   /** Records a deletion at `rev` and opens a new, empty generation. */
@@ -66,7 +67,7 @@ export class KeyIndex {
   get(atRev: number): Revision | undefined {
     const g = this.findGeneration(atRev);
     if (g === undefined) return undefined;
-    for (let n = g.length - 1; n >= 0; n--) if (g[n].main <= atRev) return g[n];
+    for (let n = g.length - 2; n >= 0; n -= 2) if (g[n] <= atRev) return { main: g[n], sub: g[n + 1] };
     return undefined;
   }
 
@@ -76,8 +77,8 @@ export class KeyIndex {
       const g = this.generations[i];
       if (g.length === 0) continue;
       // A closed generation ends at its tombstone: at or after it the key did not exist.
-      if (i !== last && g[g.length - 1].main <= rev) return undefined;
-      if (g[0].main <= rev) return g;
+      if (i !== last && g[g.length - 2] <= rev) return undefined;
+      if (g[0] <= rev) return g;
     }
     return undefined;
   }
@@ -91,15 +92,15 @@ export class KeyIndex {
     let genIdx = 0;
     while (genIdx < this.generations.length - 1) {
       const g = this.generations[genIdx];
-      if (g[g.length - 1].main > atRev) break;
+      if (g[g.length - 2] > atRev) break;
       genIdx++;
     }
     let g = this.generations[genIdx];
     let revIndex = -1;
-    for (let n = g.length - 1; n >= 0; n--) {
-      if (g[n].main <= atRev) {
+    for (let n = g.length - 2; n >= 0; n -= 2) {
+      if (g[n] <= atRev) {
         revIndex = n;
-        keep.add(revisionId(g[n]));
+        keep.add(revisionId(g[n], g[n + 1]));
         break;
       }
     }
@@ -109,8 +110,8 @@ export class KeyIndex {
         this.generations[genIdx] = g;
       }
       // A generation reduced to its tombstone is gone entirely.
-      if (g.length === 1 && genIdx !== this.generations.length - 1) {
-        keep.delete(revisionId(g[0]));
+      if (g.length === 2 && genIdx !== this.generations.length - 1) {
+        keep.delete(revisionId(g[0], g[1]));
         genIdx++;
       }
     }
@@ -119,6 +120,6 @@ export class KeyIndex {
   }
 }
 
-export function revisionId(rev: Revision): string {
-  return `${rev.main}.${rev.sub}`;
+export function revisionId(main: number, sub: number): string {
+  return `${main}.${sub}`;
 }
