@@ -16,7 +16,9 @@ export function toNumber(v: Long | number | null | undefined): number {
 
 export function toBigInt(v: Long | number | null | undefined, unsigned = false): bigint {
   if (v === null || v === undefined) return 0n;
-  if (typeof v === 'number') return BigInt(v);
+  if (typeof v === 'number') return v === 0 ? 0n : BigInt(v);
+  // A decoded message's unset int64 field is a zero Long (most puts carry no lease): no BigInt arithmetic for it.
+  if (v.high === 0 && v.low === 0) return 0n;
   const big = (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
   return unsigned || v.unsigned ? big : BigInt.asIntN(64, big);
 }

@@ -394,7 +394,7 @@ export class RaftLog implements ReplicatedLog {
             if (rd.snapshot.metadata.index > this.committed) this.committed = rd.snapshot.metadata.index;
           }
           if (rd.entries.length > 0) {
-            this.opts.wal.appendEntries(rd.entries.map(toWal));
+            this.opts.wal.appendEntries(rd.entries);
             this.storage.append(rd.entries);
           }
           if (rd.hardState) {
@@ -477,8 +477,4 @@ export function withEnvelope(kind: PeerEnvelope, body: Uint8Array): Buffer {
   out[0] = kind;
   out.set(body, 1);
   return out;
-}
-
-function toWal(e: Entry): { term: number; index: number; type: number; data: Buffer } {
-  return { term: e.term, index: e.index, type: e.type, data: Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength) };
 }

@@ -1085,52 +1085,46 @@ export class CairnServer {
     if (waiter !== undefined) this.waiters.delete(key);
     const req = waiter?.req ?? cairnpb.InternalRequest.decode(e.data);
     const caller: Caller = req.internal ? INTERNAL : { username: req.username ?? '', revision: toNumber(req.authRevision) };
-    const done = (resp: unknown): void => waiter?.resolve(resp);
-    const failed = (err: unknown): void => {
-      if (!(err instanceof EtcdError)) throw err; // not a client error: a bug; stop before corrupting more
-      this.counters.proposalsFailed++;
-      waiter?.reject(err);
-    };
     try {
       if ((req.put || req.leaseGrant || (req.txn && !isTxnReadOnly(req.txn) && txnCost(req.txn) > 0)) && this.alarms.has(AlarmType.NoSpace)) {
-        failed(Errors.noSpace()); // etcd's capped applier: no new data while NOSPACE is raised
+        this.refuse(waiter, Errors.noSpace()); // etcd's capped applier: no new data while NOSPACE is raised
       } else if (req.put) {
         this.checkPutAuth(caller, req.put);
         checkPut(req.put, (k, end) => this.store.rangeCurrent(k, end), this.lessor);
         const txn = this.store.write();
         const resp = applyPut(txn, req.put);
         txn.end();
-        done(resp);
+        this.answer(waiter, resp);
       } else if (req.deleteRange) {
         this.checkDeleteAuth(caller, req.deleteRange);
         const txn = this.store.write();
         const resp = applyDeleteRange(txn, req.deleteRange);
         txn.end();
-        done(resp);
+        this.answer(waiter, resp);
       } else if (req.txn) {
         this.checkTxn(caller, req.txn);
-        return this.txns.execute(req.txn).then(done, (err) => failed(mvccError(err)));
+        return this.txns.execute(req.txn).then((resp) => this.answer(waiter, resp), (err) => this.refuse(waiter, mvccError(err)));
       } else if (req.compaction) {
         const { physical } = this.store.compact(toNumber(req.compaction.revision));
         const resp: etcdserverpb.ICompactionResponse = { header: { revision: this.store.currentRevision } };
-        if (req.compaction.physical) physical.then(() => done(resp), (err) => waiter?.reject(err));
-        else done(resp);
+        if (req.compaction.physical) physical.then(() => this.answer(waiter, resp), (err) => waiter?.reject(err));
+        else this.answer(waiter, resp);
       } else if (req.leaseGrant) {
         const id = toBigInt(req.leaseGrant.ID);
         try {
           const lease = this.lessor.grant(id, toNumber(req.leaseGrant.TTL));
-          done({ header: { revision: this.store.currentRevision }, ID: req.leaseGrant.ID, TTL: lease.ttlSeconds, error: '' });
+          this.answer(waiter, { header: { revision: this.store.currentRevision }, ID: req.leaseGrant.ID, TTL: lease.ttlSeconds, error: '' });
         } catch (err) {
-          if (err instanceof LeaseExistsError) failed(Errors.leaseExists());
+          if (err instanceof LeaseExistsError) this.refuse(waiter, Errors.leaseExists());
           else throw err;
         }
       } else if (req.leaseRevoke) {
         this.checkLeasePuts(caller, toBigInt(req.leaseRevoke.ID));
         try {
           this.lessor.revoke(toBigInt(req.leaseRevoke.ID), this.store);
-          done({ header: { revision: this.store.currentRevision } });
+          this.answer(waiter, { header: { revision: this.store.currentRevision } });
         } catch (err) {
-          if (err instanceof LeaseNotFoundError) failed(Errors.leaseNotFound());
+          if (err instanceof LeaseNotFoundError) this.refuse(waiter, Errors.leaseNotFound());
           else throw err;
         }
       } else if (req.memberAttributes) {
@@ -1138,17 +1132,17 @@ export class CairnServer {
         const m = this.membership.get(id);
         const peerUrls = req.memberAttributes.peerURLs ?? [];
         if (m) this.membership.put({ ...m, name: req.memberAttributes.name ?? m.name, clientUrls: req.memberAttributes.clientURLs ?? [], peerUrls: peerUrls.length > 0 ? peerUrls : m.peerUrls });
-        done({});
+        this.answer(waiter, {});
       } else if (req.memberUpdate) {
         const id = toBigInt(req.memberUpdate.ID, true);
         const m = this.membership.get(id);
         if (m === undefined) {
-          failed(Errors.memberNotFound());
+          this.refuse(waiter, Errors.memberNotFound());
         } else {
           const updated = { ...m, peerUrls: req.memberUpdate.peerURLs ?? [] };
           this.membership.put(updated);
           if (id !== this.meta.memberId) this.transport?.updatePeer(id, updated.peerUrls);
-          done({ header: { revision: this.store.currentRevision }, members: this.memberList() });
+          this.answer(waiter, { header: { revision: this.store.currentRevision }, members: this.memberList() });
         }
       } else if (req.alarm) {
         const a: Alarm = { memberId: toBigInt(req.alarm.memberID, true), type: (req.alarm.alarm ?? 0) as AlarmType };
@@ -1157,26 +1151,38 @@ export class CairnServer {
         if (req.alarm.action === Action.ACTIVATE) changed = this.alarms.activate(a);
         else if (req.alarm.action === Action.DEACTIVATE) changed = this.alarms.deactivate(a);
         if (changed) this.log.warn({ member_id: idToHex(a.memberId), alarm: a.type, action: req.alarm.action }, 'alarm changed');
-        done({ header: { revision: this.store.currentRevision }, alarms: this.alarmsToWire(changed ? [changed] : []) });
+        this.answer(waiter, { header: { revision: this.store.currentRevision }, alarms: this.alarmsToWire(changed ? [changed] : []) });
       } else if (req.authenticate) {
         const a = req.authenticate;
         const user = this.auth.user(a.name ?? '');
-        if (!this.auth.enabled) failed(AuthErrors.authNotEnabled());
-        else if (user === undefined || user.noPassword) failed(AuthErrors.authFailed());
-        else if (toNumber(a.checkedRevision) !== this.auth.revision) failed(AuthErrors.oldRevision());
+        if (!this.auth.enabled) this.refuse(waiter, AuthErrors.authNotEnabled());
+        else if (user === undefined || user.noPassword) this.refuse(waiter, AuthErrors.authFailed());
+        else if (toNumber(a.checkedRevision) !== this.auth.revision) this.refuse(waiter, AuthErrors.oldRevision());
         else {
           if (a.simpleToken && this.tokens instanceof SimpleTokens && e.index > this.tokenFloor) this.tokens.add(a.simpleToken, user.name);
-          done({ revision: this.auth.revision });
+          this.answer(waiter, { revision: this.auth.revision });
         }
       } else if (this.applyAuthChange(req, caller)) {
-        done({ header: { revision: this.store.currentRevision } });
+        this.answer(waiter, { header: { revision: this.store.currentRevision } });
       } else {
         throw new Error(`log entry ${e.index} holds no known request`);
       }
     } catch (err) {
-      failed(mvccError(err));
+      this.refuse(waiter, mvccError(err));
     }
     return undefined;
+  }
+
+  /** Answers the proposer of an applied entry, if it waits here. */
+  private answer(waiter: Waiter | undefined, resp: unknown): void {
+    waiter?.resolve(resp);
+  }
+
+  /** Fails the proposer of an entry whose request apply refused (an etcd error: the entry still counts as applied). */
+  private refuse(waiter: Waiter | undefined, err: unknown): void {
+    if (!(err instanceof EtcdError)) throw err; // not a client error: a bug; stop before corrupting more
+    this.counters.proposalsFailed++;
+    waiter?.reject(err);
   }
 
   /** Applies a change to users, roles or the auth switch (root only once auth is on); false if `req` is none. */

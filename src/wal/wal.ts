@@ -206,7 +206,8 @@ export class Wal {
     return { wal, contents };
   }
 
-  appendEntries(entries: readonly WalEntry[]): void {
+  /** Appends entries (a WalEntry, or a Raft entry as it is: the same fields), one record each. */
+  appendEntries(entries: readonly { term: number; index: number; type: number; data: Uint8Array }[]): void {
     for (const e of entries) {
       this.push(frameEntry(e.term, e.index, e.type, e.data));
       this.lastIndex = e.index;
