@@ -53,6 +53,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'received signal; shutting down');
     void (async () => {
+      await member.handOverLeadership();
       await api.stop();
       await member.stop();
       log.info('stopped');

@@ -235,6 +235,24 @@ export class RaftLog implements ReplicatedLog {
     );
   }
 
+  /**
+   * The voting follower best placed to take over (a leader's view): recently heard from,
+   * with the longest log. undefined when this member is not the leader or has no such peer.
+   */
+  bestTransferee(): bigint | undefined {
+    if (this.lead !== this.opts.memberId) return undefined;
+    let best: bigint | undefined;
+    let bestMatch = -1;
+    for (const [id, pr] of this.node.status().progress) {
+      if (id === this.opts.memberId || pr.isLearner || !pr.recentActive) continue;
+      if (pr.match > bestMatch) {
+        best = id;
+        bestMatch = pr.match;
+      }
+    }
+    return best;
+  }
+
   /** Asks Raft to hand leadership to `to` (the target catches up, then campaigns at once). */
   transferLeader(to: bigint): void {
     this.node.transferLeader(to);

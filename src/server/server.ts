@@ -824,6 +824,25 @@ export class CairnServer {
     return {};
   }
 
+  /**
+   * etcd's TransferLeadership at stop: a leader with a voting peer hands leadership over
+   * before it stops, so its clients move on at once instead of waiting out an election.
+   * Best effort: if the transfer does not complete within the request timeout, the member
+   * stops anyway (as etcd).
+   */
+  async handOverLeadership(): Promise<void> {
+    if (!(this.raftLog instanceof RaftLog) || this.stopping) return;
+    const target = this.raftLog.bestTransferee();
+    if (target === undefined) return;
+    this.log.info({ transferee: idToHex(target) }, 'leader is stopping: transferring leadership');
+    try {
+      await this.moveLeader(target);
+      this.log.info({ leader: idToHex(target) }, 'leadership transferred');
+    } catch (e) {
+      this.log.warn({ err: e, transferee: idToHex(target) }, 'leadership transfer failed; stopping anyway');
+    }
+  }
+
   memberList(): etcdserverpb.IMember[] {
     return this.membership.list().map((m) => this.memberToWire(m));
   }
