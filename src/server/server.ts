@@ -827,20 +827,21 @@ export class CairnServer {
   /**
    * etcd's TransferLeadership at stop: a leader with a voting peer hands leadership over
    * before it stops, so its clients move on at once instead of waiting out an election.
-   * Best effort: if the transfer does not complete within the request timeout, the member
-   * stops anyway (as etcd).
+   * Best effort: Raft gives a transfer up after an election timeout (the transferee may be
+   * stopping too: a whole cluster stopped at once), and then the member stops anyway.
    */
   async handOverLeadership(): Promise<void> {
-    if (!(this.raftLog instanceof RaftLog) || this.stopping) return;
-    const target = this.raftLog.bestTransferee();
+    const raft = this.raftLog;
+    if (!(raft instanceof RaftLog) || this.stopping) return;
+    const target = raft.bestTransferee();
     if (target === undefined) return;
     this.log.info({ transferee: idToHex(target) }, 'leader is stopping: transferring leadership');
-    try {
-      await this.moveLeader(target);
-      this.log.info({ leader: idToHex(target) }, 'leadership transferred');
-    } catch (e) {
-      this.log.warn({ err: e, transferee: idToHex(target) }, 'leadership transfer failed; stopping anyway');
-    }
+    raft.transferLeader(target);
+    const deadline = Date.now() + this.config.electionTimeoutMs + 2 * this.config.heartbeatIntervalMs;
+    const handedOver = (): boolean => raft.leaderId !== this.meta.memberId && raft.leaderId !== 0n;
+    while (!handedOver() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    if (handedOver()) this.log.info({ leader: idToHex(raft.leaderId) }, 'leadership transferred');
+    else this.log.warn({ transferee: idToHex(target) }, 'leadership transfer did not complete; stopping anyway');
   }
 
   memberList(): etcdserverpb.IMember[] {
