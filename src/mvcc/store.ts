@@ -17,7 +17,7 @@ import {
   recordToKeyValue,
   revKey,
 } from './codec';
-import { KeyIndex } from './key-index';
+import { KeyIndex, revisionId } from './key-index';
 import {
   EventType,
   KeyValue,
@@ -98,7 +98,7 @@ class Entry {
   /** See KeyIndex.compact; a history back to one live revision is dropped. */
   compact(rev: number, keep: Set<string>): boolean {
     if (this.history === undefined) {
-      if (this.modMain <= rev) keep.add(`${this.modMain}.${this.modSub}`);
+      if (this.modMain <= rev) keep.add(revisionId(this.modMain, this.modSub));
       return false;
     }
     if (this.history.compact(rev, keep)) return true;
@@ -111,8 +111,8 @@ class Entry {
  * The keys in memory: a B+tree for ordered scans and a Map beside it for lookups of one
  * key. Every put and delete of a key looks it up; over 100k keys a tree lookup was about 4 %
  * of a member's CPU in a 3-member put benchmark (cache misses down four levels of binary
- * search), the Map's about a tenth of that. The Map shares the tree's key strings: about
- * 36 MiB more at 1M keys.
+ * search), the Map's about a tenth of that. The Map shares the tree's key strings: 25-36
+ * MiB more RSS at 1M keys (bench --scale).
  */
 class KeyTable {
   private readonly tree = new BTree<string, Entry>(undefined, compareIndexKeys);
@@ -241,7 +241,7 @@ export class MvccStore {
     if (compactRev > 0) {
       this.keys.forEachPair((_k, e) => {
         const k = e.revisionAt(compactRev);
-        if (k) keep.add(`${k.main}.${k.sub}`);
+        if (k) keep.add(revisionId(k.main, k.sub));
       });
     }
     const read = (async () => {
@@ -250,7 +250,7 @@ export class MvccStore {
       await this.backend.scan(Buffer.of(REV_PREFIX), revKey({ main: at + 1, sub: 0 }), (chunk) => {
         for (const [k, v] of chunk) {
           const r = parseRevKey(k);
-          if (r.main <= compactRev && !keep.has(`${r.main}.${r.sub}`)) continue;
+          if (r.main <= compactRev && !keep.has(revisionId(r.main, r.sub))) continue;
           hash = crc32(k, hash);
           hash = crc32(v, hash);
         }
@@ -455,7 +455,7 @@ export class MvccStore {
         // Records at the compaction revision itself stay, tombstones included: the index
         // forgets a key deleted there, but a watcher may start at that revision and must
         // see the delete. The next compaction removes them.
-        if (r.main === rev || keep.has(`${r.main}.${r.sub}`)) continue;
+        if (r.main === rev || keep.has(revisionId(r.main, r.sub))) continue;
         this.backend.del(k);
         this.sizeBytes -= k.length + v.length;
       }

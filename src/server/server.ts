@@ -816,12 +816,17 @@ export class CairnServer {
     const m = this.membership.get(target);
     if (m === undefined || m.isLearner || !(this.raftLog instanceof RaftLog)) throw Errors.badLeaderTransferee();
     this.raftLog.transferLeader(target);
-    const deadline = Date.now() + requestTimeoutMs(this.config);
-    while (this.raftLog.leaderId !== target) {
-      if (Date.now() > deadline) throw Errors.timeoutLeaderTransfer();
+    if (!(await this.leaderSettles(() => this.raftLog.leaderId === target, Date.now() + requestTimeoutMs(this.config)))) throw Errors.timeoutLeaderTransfer();
+    return {};
+  }
+
+  /** Waits for a leadership transfer: true once `settled` holds, false if `deadline` passes first. */
+  private async leaderSettles(settled: () => boolean, deadline: number): Promise<boolean> {
+    while (!settled()) {
+      if (Date.now() > deadline) return false;
       await new Promise((r) => setTimeout(r, 10));
     }
-    return {};
+    return true;
   }
 
   /**
@@ -837,10 +842,8 @@ export class CairnServer {
     if (target === undefined) return;
     this.log.info({ transferee: idToHex(target) }, 'leader is stopping: transferring leadership');
     raft.transferLeader(target);
-    const deadline = Date.now() + this.config.electionTimeoutMs + 2 * this.config.heartbeatIntervalMs;
     const handedOver = (): boolean => raft.leaderId !== this.meta.memberId && raft.leaderId !== 0n;
-    while (!handedOver() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    if (handedOver()) this.log.info({ leader: idToHex(raft.leaderId) }, 'leadership transferred');
+    if (await this.leaderSettles(handedOver, Date.now() + this.config.electionTimeoutMs + 2 * this.config.heartbeatIntervalMs)) this.log.info({ leader: idToHex(raft.leaderId) }, 'leadership transferred');
     else this.log.warn({ transferee: idToHex(target) }, 'leadership transfer did not complete; stopping anyway');
   }
 

@@ -24,6 +24,8 @@ export const WAL_FORMAT_VERSION = 1;
 export const SEGMENT_MAGIC = Buffer.from('CAIRNWAL', 'latin1');
 export const SEGMENT_HEADER_BYTES = 16;
 export const RECORD_HEADER_BYTES = 9;
+/** Where a framed record keeps its type (after its length and CRC). */
+export const RECORD_TYPE_OFFSET = 8;
 /** No single record may exceed this; a longer length field means corruption. */
 export const RECORD_PAYLOAD_MAX_BYTES = 64 * 1024 * 1024;
 
@@ -55,9 +57,9 @@ export function checkSegmentHeader(b: Buffer): string | undefined {
 export function frameRecord(type: RecordType, payload: Buffer): Buffer {
   const b = Buffer.allocUnsafe(RECORD_HEADER_BYTES + payload.length);
   b.writeUInt32LE(payload.length, 0);
-  b[8] = type;
+  b[RECORD_TYPE_OFFSET] = type;
   payload.copy(b, RECORD_HEADER_BYTES);
-  b.writeUInt32LE(crc32(b.subarray(8)), 4);
+  b.writeUInt32LE(crc32(b.subarray(RECORD_TYPE_OFFSET)), 4);
   return b;
 }
 
@@ -66,12 +68,12 @@ export function frameEntry(term: number, index: number, entryType: number, data:
   const length = 17 + data.length;
   const b = Buffer.allocUnsafe(RECORD_HEADER_BYTES + length);
   b.writeUInt32LE(length, 0);
-  b[8] = RecordType.Entry;
+  b[RECORD_TYPE_OFFSET] = RecordType.Entry;
   writeU64(b, RECORD_HEADER_BYTES, term);
   writeU64(b, RECORD_HEADER_BYTES + 8, index);
   b[RECORD_HEADER_BYTES + 16] = entryType;
   b.set(data, RECORD_HEADER_BYTES + 17);
-  b.writeUInt32LE(crc32(b.subarray(8)), 4);
+  b.writeUInt32LE(crc32(b.subarray(RECORD_TYPE_OFFSET)), 4);
   return b;
 }
 
@@ -88,13 +90,13 @@ export function parseRecord(b: Buffer, offset: number): ParseOutcome {
   }
   const length = b.readUInt32LE(offset);
   const crc = b.readUInt32LE(offset + 4);
-  if (length === 0 && crc === 0 && b[offset + 8] === 0) return { kind: 'end' };
+  if (length === 0 && crc === 0 && b[offset + RECORD_TYPE_OFFSET] === 0) return { kind: 'end' };
   const end = offset + RECORD_HEADER_BYTES + length;
   if (length > RECORD_PAYLOAD_MAX_BYTES || end > b.length) {
     return { kind: 'bad', offset, reason: `record length ${length} runs past the end of the segment`, claimedEnd: b.length };
   }
-  if (crc32(b.subarray(offset + 8, end)) !== crc) return { kind: 'bad', offset, reason: 'record checksum mismatch', claimedEnd: end };
-  const type = b[offset + 8] as RecordType;
+  if (crc32(b.subarray(offset + RECORD_TYPE_OFFSET, end)) !== crc) return { kind: 'bad', offset, reason: 'record checksum mismatch', claimedEnd: end };
+  const type = b[offset + RECORD_TYPE_OFFSET] as RecordType;
   if (type < RecordType.Metadata || type > RecordType.Snapshot) return { kind: 'bad', offset, reason: `unknown record type ${type}`, claimedEnd: end };
   return { kind: 'record', record: { type, payload: b.subarray(offset + RECORD_HEADER_BYTES, end), offset, end } };
 }

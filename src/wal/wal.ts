@@ -2,6 +2,8 @@ import { writevSync } from 'node:fs';
 import { FileHandle, mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  RECORD_HEADER_BYTES,
+  RECORD_TYPE_OFFSET,
   RecordType,
   SEGMENT_HEADER_BYTES,
   allZero,
@@ -457,11 +459,8 @@ async function installSegment(dir: string, from: string, name: string): Promise<
   return { file: await open(join(dir, name), 'r+'), offset: SEGMENT_HEADER_BYTES };
 }
 
-/** Where a framed record keeps its type (after its length and CRC). */
-const RECORD_TYPE_OFFSET = 8;
-
 function firstEntryIndex(frame: Buffer): number | undefined {
-  return frame[RECORD_TYPE_OFFSET] === RecordType.Entry ? readU64(frame, 9 + 8) : undefined;
+  return frame[RECORD_TYPE_OFFSET] === RecordType.Entry ? readU64(frame, RECORD_HEADER_BYTES + 8) : undefined;
 }
 
 function hardStateFrame(hs: WalHardState): Buffer {
