@@ -136,10 +136,21 @@ export class DirectCalls {
     let total = 0;
     let length = -1; // the first message's length, once its prefix is in
 
-    const fail = (code: number, details: string): void => {
-      if (ended) return;
+    // Once the call has its answer, nothing of it stays reachable from the stream: node
+    // keeps a finished stream object until a full GC (its native handle is only dropped
+    // there), so listeners left on it would carry this call's request bytes and closures
+    // into the old generation with it, for every call.
+    const settle = (): void => {
       ended = true;
       if (timer !== undefined) clearTimeout(timer);
+      stream.removeListener('data', onData);
+      stream.removeListener('end', onEnd);
+      stream.removeListener('close', settle);
+      chunks.length = 0;
+    };
+    const fail = (code: number, details: string): void => {
+      if (ended) return;
+      settle();
       if (stream.destroyed || stream.closed) return;
       if (stream.headersSent) {
         stream.close();
@@ -156,30 +167,12 @@ export class DirectCalls {
         fail(Status.INTERNAL, 'Error serializing response');
         return;
       }
-      ended = true;
-      if (timer !== undefined) clearTimeout(timer);
+      settle();
       if (stream.destroyed || stream.closed) return;
       respondHeaders(stream);
       endWithStatus(stream, Status.OK, '', frameMessage(payload));
     };
-
-    // A call the client cancels needs nothing from us: a late answer finds the stream
-    // closed (fail and reply look). Only a deadline timer has to go with it.
-    const timeout = headers['grpc-timeout'];
-    if (timeout !== undefined) {
-      const m = DEADLINE.exec(String(timeout));
-      if (m === null) {
-        fail(Status.INTERNAL, `Invalid grpc-timeout value "${timeout}"`);
-        return;
-      }
-      timer = setTimeout(() => fail(Status.DEADLINE_EXCEEDED, 'Deadline exceeded'), (Number(m[1]) * UNIT_MS[m[2]]) | 0);
-      stream.once('close', () => {
-        ended = true;
-        clearTimeout(timer);
-      });
-    }
-
-    stream.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       if (ended) return;
       chunks.push(chunk);
       total += chunk.length;
@@ -196,14 +189,15 @@ export class DirectCalls {
       if (length >= 0 && total > MESSAGE_PREFIX_BYTES + length) {
         fail(Status.UNIMPLEMENTED, `Received a second request message for server unary RPC ${route.path}`);
       }
-    });
-    stream.once('end', () => {
+    };
+    const onEnd = (): void => {
       if (ended) return;
       if (length < 0 || total < MESSAGE_PREFIX_BYTES + length) {
         fail(Status.UNIMPLEMENTED, `Received no request message for unary RPC ${route.path}`);
         return;
       }
       const decoded = decodeMessage(route, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total));
+      chunks.length = 0;
       if (decoded.failed !== undefined) {
         fail(decoded.failed.code, decoded.failed.details);
         return;
@@ -213,7 +207,22 @@ export class DirectCalls {
         if (err) fail(err.code ?? Status.UNKNOWN, err.details ?? '');
         else reply(res);
       });
-    });
+    };
+
+    // A call the client cancels needs nothing from us but letting go: a late answer finds
+    // the stream closed (fail and reply look).
+    stream.once('close', settle);
+    const timeout = headers['grpc-timeout'];
+    if (timeout !== undefined) {
+      const m = DEADLINE.exec(String(timeout));
+      if (m === null) {
+        fail(Status.INTERNAL, `Invalid grpc-timeout value "${timeout}"`);
+        return;
+      }
+      timer = setTimeout(() => fail(Status.DEADLINE_EXCEEDED, 'Deadline exceeded'), (Number(m[1]) * UNIT_MS[m[2]]) | 0);
+    }
+    stream.on('data', onData);
+    stream.once('end', onEnd);
   }
 }
 
@@ -336,9 +345,18 @@ function decodeMessage(route: Route, framed: Buffer): { message: unknown; failed
 
 /** Ends a stream whose headers are out: `last` (if any), then the status as trailers. */
 function endWithStatus(stream: ServerHttp2Stream, code: number, details: string, last?: Buffer): void {
-  stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': String(code), 'grpc-message': encodeURI(details) }));
+  // The usual answer shares one listener and one trailers object (node copies it); only
+  // an error status needs a closure for its words.
+  if (code === Status.OK && details === '') stream.once('wantTrailers', sendOkTrailers);
+  else stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': String(code), 'grpc-message': encodeURI(details) }));
   if (last === undefined) stream.end();
   else stream.end(last);
+}
+
+const OK_TRAILERS = Object.freeze({ 'grpc-status': String(Status.OK), 'grpc-message': '' });
+
+function sendOkTrailers(this: ServerHttp2Stream): void {
+  this.sendTrailers(OK_TRAILERS);
 }
 
 function frameMessage(payload: Buffer): Buffer {
@@ -349,12 +367,12 @@ function frameMessage(payload: Buffer): Buffer {
   return frame;
 }
 
-/** The response headers grpc-js sends before the first message. */
+/** The response headers grpc-js sends before the first message (node copies both objects). */
+const RESPONSE_HEADERS = Object.freeze({ ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-accept-encoding': 'identity,deflate,gzip', 'grpc-encoding': 'identity' });
+const RESPONSE_OPTIONS = Object.freeze({ waitForTrailers: true });
+
 function respondHeaders(stream: ServerHttp2Stream): void {
-  stream.respond(
-    { ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-accept-encoding': 'identity,deflate,gzip', 'grpc-encoding': 'identity' },
-    { waitForTrailers: true },
-  );
+  stream.respond(RESPONSE_HEADERS, RESPONSE_OPTIONS);
 }
 
 /** A status without messages: grpc-js's trailers-only answer. */
