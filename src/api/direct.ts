@@ -5,33 +5,36 @@ import type { Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from 'node:h
 import type { Logger } from 'pino';
 import type { MetadataLike } from './caller';
 
-// The hot methods served straight on node:http2: KV and the unary Lease calls, and the
-// Watch stream (bidi; see DirectDuplex).
+// The hot methods, served without grpc-js: KV and the unary Lease calls by the client
+// port's own HTTP/2 (h2/front.ts, which asks unaryRoute() here), and the Watch and
+// LeaseKeepAlive streams (bidi; DirectDuplex) on the node:http2 server behind it, where
+// h2/front.ts relays every call it does not serve itself.
 //
 // grpc-js spends 34-39 µs of CPU on every unary call on this machine (metadata objects,
-// interceptor chain, promise-based decompression, per-call listeners), more than node's
-// HTTP/2 itself (18-20 µs) and about what etcd spends on a whole put. For these methods the
-// client port reads the one request message, runs the same instrumented handler grpc-js
-// would run and writes the response itself; every other method, and any call whose
-// request is compressed, still goes to grpc-js on the same connection. The wire contract
-// is grpc-js's own, so a client cannot tell the two apart: the same response headers and
-// trailers, `grpc-timeout` deadlines ("Deadline exceeded"), the receive size limit
-// ("Received message larger than max (N vs M)", RESOURCE_EXHAUSTED), and its statuses
-// for a unary call with no or two request messages. A bidi call gets a grpc-js-shaped call
-// object (DirectDuplex): 'data', 'end', 'drain', 'cancelled', 'close' events, write() with
-// backpressure, end(), and emit('error', status) to end it with a status.
+// interceptor chain, promise-based decompression, per-call listeners), about what etcd
+// spends on a whole put. For these methods the request message is read, the same
+// instrumented handler grpc-js would run is run, and the response is written here; every
+// other method, and any call whose request is compressed, goes to grpc-js. The wire
+// contract is grpc-js's own, so a client cannot tell the two apart: the same response
+// headers and trailers, `grpc-timeout` deadlines ("Deadline exceeded"), the receive size
+// limit ("Received message larger than max (N vs M)", RESOURCE_EXHAUSTED), and its
+// statuses for a unary call with no or two request messages. A bidi call gets a
+// grpc-js-shaped call object (DirectDuplex): 'data', 'end', 'drain', 'cancelled', 'close'
+// events, write() with backpressure, end(), and emit('error', status) to end it with a
+// status.
 //
-// grpc-js offers no public hook for this: its connection injector owns an http2 server
-// whose 'stream' listener dispatches every call. The listener is taken from that server
-// and called for the streams this path does not serve. If a grpc-js upgrade moves that
-// server, `attach` returns false and every call goes through grpc-js as before (correct,
-// slower); the server logs it and a test fails on it.
+// grpc-js offers no public hook for the bidi streams: its connection injector owns an
+// http2 server whose 'stream' listener dispatches every call. The listener is taken from
+// that server and called for the streams this path does not serve. If a grpc-js upgrade
+// moves that server, `attach` returns false and those calls go through grpc-js as before
+// (correct, slower); the server logs it and a test fails on it.
 
 type Handler = (call: DirectCall, callback: (err: { code?: number; details?: string } | null, res?: unknown) => void) => void;
-type BidiHandler = (call: DirectDuplex) => void;
+/** A bidi handler takes a grpc-js-shaped call object: DirectDuplex here, or h2/front.ts's StreamCall. */
+type BidiHandler = (call: EventEmitter) => void;
 
 /** A method served here: exactly one of `unary` and `bidi` is set. */
-interface Route {
+export interface Route {
   path: string;
   deserialize(b: Buffer): unknown;
   serialize(m: unknown): Buffer;
@@ -50,9 +53,12 @@ export interface DirectCall {
   metadata: MetadataLike;
 }
 
+/** A unary method: what the client port's own HTTP/2 (h2/front.ts) serves. */
+export type UnaryRoute = Route & { unary: Handler };
+
 type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
 
-const MESSAGE_PREFIX_BYTES = 5;
+export const MESSAGE_PREFIX_BYTES = 5;
 const DEADLINE = /^(\d{1,8})\s*([HMSmun])$/;
 const UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
 const TAKEN = Symbol('cairn.directCalls');
@@ -63,9 +69,14 @@ export class DirectCalls {
   private readonly streams = new Set<DirectDuplex>();
 
   constructor(
-    private readonly maxReceiveBytes: number,
+    readonly maxReceiveBytes: number,
     private readonly log: Logger,
   ) {}
+
+  /** The method served at `path`, if it is one of these. */
+  route(path: string): Route | undefined {
+    return this.routes.get(path);
+  }
 
   /** Serves `names` of a service (unary or bidi methods) here; `impl` is the instrumented implementation. */
   add(def: Record<string, MethodDefinition<unknown, unknown>>, impl: UntypedServiceImplementation, names: readonly string[]): void {
@@ -95,22 +106,20 @@ export class DirectCalls {
         const route = this.routes.get(headers[':path'] as string);
         const encoding = headers['grpc-encoding'];
         const type = headers['content-type'];
-        if (route === undefined || (encoding !== undefined && encoding !== 'identity') || typeof type !== 'string' || !type.startsWith('application/grpc')) {
+        if (route?.bidi === undefined || (encoding !== undefined && encoding !== 'identity') || typeof type !== 'string' || !type.startsWith('application/grpc')) {
           grpcStream(stream, headers, flags, rawHeaders);
           return;
         }
-        if (route.bidi !== undefined) {
-          const call = new DirectDuplex(route, stream, headers, this.maxReceiveBytes);
-          this.streams.add(call);
-          stream.once('close', () => this.streams.delete(call));
-          route.bidi(call);
-        } else this.serve(route, route.unary!, stream, headers);
+        const call = new DirectDuplex(route, stream, headers, this.maxReceiveBytes);
+        this.streams.add(call);
+        stream.once('close', () => this.streams.delete(call));
+        route.bidi(call);
       });
       tagged[TAKEN] = true;
       attached++;
     }
     if (attached === 0) return this.refuse('grpc-js created no http2 server for the injector');
-    this.log.info({ methods: [...this.routes.keys()] }, 'serving the hot methods on node:http2 directly');
+    this.log.info({ methods: [...this.routes.values()].filter((r) => r.bidi !== undefined).map((r) => r.path) }, 'serving the hot streams on node:http2 directly');
     return true;
   }
 
@@ -126,103 +135,6 @@ export class DirectCalls {
   private refuse(why: string): false {
     this.log.warn({ why }, 'hot methods go through grpc-js (the direct path could not attach)');
     return false;
-  }
-
-  private serve(route: Route, handler: Handler, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    stream.on('error', ignore); // a reset stream also emits 'close'; the answer then finds it closed
-    let ended = false; // a status was sent, or the stream is gone
-    let timer: NodeJS.Timeout | undefined;
-    const chunks: Buffer[] = []; // the request bytes so far
-    let total = 0;
-    let length = -1; // the first message's length, once its prefix is in
-
-    // Once the call has its answer, nothing of it stays reachable from the stream: node
-    // keeps a finished stream object until a full GC (its native handle is only dropped
-    // there), so listeners left on it would carry this call's request bytes and closures
-    // into the old generation with it, for every call.
-    const settle = (): void => {
-      ended = true;
-      if (timer !== undefined) clearTimeout(timer);
-      stream.removeListener('data', onData);
-      stream.removeListener('end', onEnd);
-      stream.removeListener('close', settle);
-      chunks.length = 0;
-    };
-    const fail = (code: number, details: string): void => {
-      if (ended) return;
-      settle();
-      if (stream.destroyed || stream.closed) return;
-      if (stream.headersSent) {
-        stream.close();
-        return;
-      }
-      respondStatus(stream, code, details);
-    };
-    const reply = (response: unknown): void => {
-      if (ended) return;
-      let payload: Buffer;
-      try {
-        payload = route.serialize(response);
-      } catch {
-        fail(Status.INTERNAL, 'Error serializing response');
-        return;
-      }
-      settle();
-      if (stream.destroyed || stream.closed) return;
-      respondHeaders(stream);
-      endWithStatus(stream, Status.OK, '', frameMessage(payload));
-    };
-    const onData = (chunk: Buffer): void => {
-      if (ended) return;
-      chunks.push(chunk);
-      total += chunk.length;
-      if (length < 0 && total >= MESSAGE_PREFIX_BYTES) {
-        // Checked as soon as the prefix is in, so an oversized message is refused before
-        // it is buffered whole.
-        const head = chunks[0].length >= MESSAGE_PREFIX_BYTES ? chunks[0] : Buffer.concat(chunks);
-        length = head.readUInt32BE(1);
-        if (length > this.maxReceiveBytes) {
-          fail(Status.RESOURCE_EXHAUSTED, tooLarge(length, this.maxReceiveBytes));
-          return;
-        }
-      }
-      if (length >= 0 && total > MESSAGE_PREFIX_BYTES + length) {
-        fail(Status.UNIMPLEMENTED, `Received a second request message for server unary RPC ${route.path}`);
-      }
-    };
-    const onEnd = (): void => {
-      if (ended) return;
-      if (length < 0 || total < MESSAGE_PREFIX_BYTES + length) {
-        fail(Status.UNIMPLEMENTED, `Received no request message for unary RPC ${route.path}`);
-        return;
-      }
-      const decoded = decodeMessage(route, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total));
-      chunks.length = 0;
-      if (decoded.failed !== undefined) {
-        fail(decoded.failed.code, decoded.failed.details);
-        return;
-      }
-      const call: DirectCall = { request: decoded.message, metadata: headerMetadata(headers) };
-      handler(call, (err, res) => {
-        if (err) fail(err.code ?? Status.UNKNOWN, err.details ?? '');
-        else reply(res);
-      });
-    };
-
-    // A call the client cancels needs nothing from us but letting go: a late answer finds
-    // the stream closed (fail and reply look).
-    stream.once('close', settle);
-    const timeout = headers['grpc-timeout'];
-    if (timeout !== undefined) {
-      const m = DEADLINE.exec(String(timeout));
-      if (m === null) {
-        fail(Status.INTERNAL, `Invalid grpc-timeout value "${timeout}"`);
-        return;
-      }
-      timer = setTimeout(() => fail(Status.DEADLINE_EXCEEDED, 'Deadline exceeded'), (Number(m[1]) * UNIT_MS[m[2]]) | 0);
-    }
-    stream.on('data', onData);
-    stream.once('end', onEnd);
   }
 }
 
@@ -312,7 +224,7 @@ export class DirectDuplex extends EventEmitter {
         return;
       }
       if (buf.length < MESSAGE_PREFIX_BYTES + len) break;
-      const decoded = decodeMessage(this.route, buf.subarray(0, MESSAGE_PREFIX_BYTES + len));
+      const decoded = decodeRequest(this.route, buf.subarray(0, MESSAGE_PREFIX_BYTES + len));
       if (decoded.failed !== undefined) {
         this.finish(decoded.failed.code, decoded.failed.details);
         return;
@@ -327,13 +239,19 @@ export class DirectDuplex extends EventEmitter {
 
 function ignore(): void {}
 
+/** A `grpc-timeout` value in milliseconds, or undefined when it is not one. */
+export function deadlineMs(timeout: string): number | undefined {
+  const m = DEADLINE.exec(timeout);
+  return m === null ? undefined : (Number(m[1]) * UNIT_MS[m[2]]) | 0;
+}
+
 /** grpc-js's words for a message over the receive limit. */
-function tooLarge(length: number, max: number): string {
+export function tooLarge(length: number, max: number): string {
   return `Received message larger than max (${length} vs ${max})`;
 }
 
 /** One whole prefixed message (flag, length, body) decoded, or the status that refuses it. */
-function decodeMessage(route: Route, framed: Buffer): { message: unknown; failed?: undefined } | { failed: Required<GrpcStatus> } {
+export function decodeRequest(route: Route, framed: Buffer): { message: unknown; failed?: undefined } | { failed: Required<GrpcStatus> } {
   // Only identity-encoded calls come here (see attach), so a compressed flag is a lie.
   if (framed[0] !== 0) return { failed: { code: Status.INTERNAL, details: 'Received compressed message but "grpc-encoding" header was identity' } };
   try {
@@ -359,7 +277,7 @@ function sendOkTrailers(this: ServerHttp2Stream): void {
   this.sendTrailers(OK_TRAILERS);
 }
 
-function frameMessage(payload: Buffer): Buffer {
+export function frameMessage(payload: Buffer): Buffer {
   const frame = Buffer.allocUnsafe(MESSAGE_PREFIX_BYTES + payload.length);
   frame[0] = 0;
   frame.writeUInt32BE(payload.length, 1);

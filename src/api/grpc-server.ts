@@ -8,13 +8,14 @@ import { CairnServer } from '../server/server';
 import { authImplementation, authService } from './auth';
 import { clusterImplementation, clusterService } from './cluster';
 import { createServer as createTlsServer, TLSSocket } from 'node:tls';
-import { HTTP2_PREFACE, sniffHttp2 } from './authority';
+import { HTTP2_PREFACE } from './h2/connection';
 import { CERT_NAME_HEADER } from './caller';
 import { clientTls } from './tls';
 import { httpHandler } from './http';
 import { maintenanceImplementation, maintenanceService } from './maintenance';
 import { instrument } from './instrument';
 import { DirectCalls } from './direct';
+import { ClientFront, duplexPair } from './h2/front';
 import { electionImplementation, electionService } from './election';
 import { kvImplementation, kvService } from './kv';
 import { lockImplementation, lockService } from './lock';
@@ -45,6 +46,7 @@ export class ApiServer {
     private readonly sockets: NetServer[],
     readonly listeners: ClientListener[],
     private readonly direct: DirectCalls,
+    private readonly front: ClientFront,
   ) {}
 
   static async start(member: CairnServer, log: Logger): Promise<ApiServer> {
@@ -73,6 +75,18 @@ export class ApiServer {
     direct.add(kvService, kv, ['Range', 'Put', 'DeleteRange', 'Txn', 'Compact']);
     direct.add(leaseService, lease, ['LeaseGrant', 'LeaseRevoke', 'LeaseTimeToLive', 'LeaseLeases', 'LeaseKeepAlive']);
     direct.attach(grpc); // logs whether it could; if not, grpc-js serves these too
+    // Client connections speak HTTP/2 to cairn's own implementation (h2/); it serves the
+    // hot unary methods and relays every other call to grpc-js over an in-memory connection.
+    const front = new ClientFront({
+      direct,
+      maxConcurrentStreams: cfg.maxConcurrentStreams,
+      internal: () => {
+        const [outer, inner] = duplexPair();
+        injector.injectConnection(inner);
+        return outer;
+      },
+      log,
+    });
     const http = createHttpServer(httpHandler(member, metrics, log));
     const tlsConfig = await clientTls(cfg, log);
     const tlsServer =
@@ -126,7 +140,7 @@ export class ApiServer {
           // The certificate's name reaches the handlers as a request header whose name no
           // client can know (see caller.ts).
           const added = certName !== undefined ? { name: CERT_NAME_HEADER, value: certName } : undefined;
-          sniffHttp2(socket, seen, (conn) => injector.injectConnection(conn as Socket), decrypted, added);
+          front.serve(socket, seen, added);
           return;
         }
         socket.pause();
@@ -176,7 +190,7 @@ export class ApiServer {
       sockets.push(server);
       listeners.push({ url, port });
     }
-    return new ApiServer(grpc, http, sockets, listeners, direct);
+    return new ApiServer(grpc, http, sockets, listeners, direct, front);
   }
 
   /**
@@ -186,9 +200,12 @@ export class ApiServer {
    */
   async stop(graceMs = 5000): Promise<void> {
     for (const s of this.sockets) s.close();
+    this.front.endStreams(Status.UNAVAILABLE, 'etcdserver: server stopped');
     this.direct.endStreams(Status.UNAVAILABLE, 'etcdserver: server stopped');
+    this.front.close(false);
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
+        this.front.close(true);
         this.grpc.forceShutdown();
         resolve();
       }, graceMs);
