@@ -45,7 +45,6 @@ export class ApiServer {
     private readonly http: HttpServer,
     private readonly sockets: NetServer[],
     readonly listeners: ClientListener[],
-    private readonly direct: DirectCalls,
     private readonly front: ClientFront,
   ) {}
 
@@ -70,11 +69,11 @@ export class ApiServer {
     grpc.addService(electionService, instrument(electionService, electionImplementation(member, errors), metrics));
     grpc.addService(authService, instrument(authService, authImplementation(member, errors), metrics));
     const injector = grpc.createConnectionInjector(ServerCredentials.createInsecure());
-    const direct = new DirectCalls(cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, log);
+    const direct = new DirectCalls(cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES);
     direct.add(watchService, watch, ['Watch']);
     direct.add(kvService, kv, ['Range', 'Put', 'DeleteRange', 'Txn', 'Compact']);
     direct.add(leaseService, lease, ['LeaseGrant', 'LeaseRevoke', 'LeaseTimeToLive', 'LeaseLeases', 'LeaseKeepAlive']);
-    direct.attach(grpc); // logs whether it could; if not, grpc-js serves these too
+    log.info({ methods: direct.paths }, "serving the hot methods on cairn's own HTTP/2");
     // Client connections speak HTTP/2 to cairn's own implementation (h2/); it serves the
     // hot unary methods and relays every other call to grpc-js over an in-memory connection.
     const front = new ClientFront({
@@ -190,7 +189,7 @@ export class ApiServer {
       sockets.push(server);
       listeners.push({ url, port });
     }
-    return new ApiServer(grpc, http, sockets, listeners, direct, front);
+    return new ApiServer(grpc, http, sockets, listeners, front);
   }
 
   /**
@@ -201,7 +200,6 @@ export class ApiServer {
   async stop(graceMs = 5000): Promise<void> {
     for (const s of this.sockets) s.close();
     this.front.endStreams(Status.UNAVAILABLE, 'etcdserver: server stopped');
-    this.direct.endStreams(Status.UNAVAILABLE, 'etcdserver: server stopped');
     this.front.close(false);
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {

@@ -139,7 +139,7 @@ function metadataOf(s: H2Stream, cert: { name: string; value: string } | undefin
 
 /**
  * A bidi call served here (Watch, LeaseKeepAlive), shaped like grpc-js's ServerDuplexStream
- * as far as the handlers use it (as direct.ts's DirectDuplex): 'data', 'end', 'drain',
+ * as far as the handlers use it: 'data', 'end', 'drain',
  * 'cancelled', 'close' and 'finish' events, write() of a message or its encoded bytes with
  * back-pressure (false while the client's flow-control window is used up), end(), and
  * emit('error', status) to end it with a status.
