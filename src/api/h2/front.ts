@@ -94,10 +94,6 @@ export class ClientFront {
     this.streams.clear();
   }
 
-  get connections(): number {
-    return this.conns.size;
-  }
-
   private route(s: H2Stream, relay: Relay, certName: { name: string; value: string } | undefined): void {
     const path = s.header(':path');
     const type = s.header('content-type');
@@ -419,12 +415,15 @@ class RelayedCall implements StreamHandler {
       if (this.early !== undefined) this.early.push(chunk);
       else this.forward(chunk);
     });
-    req.on('trailers', (trailers) => {
-      if (s.closed) return;
-      if (this.sendHeaders(trailers, true)) this.finish();
-    });
+    // Node emits 'trailers' when they arrive, which can be before a paused stream handed
+    // out all its data: they go out at 'end', after the last byte.
+    let trailers: Record<string, unknown> | undefined;
+    req.on('trailers', (t) => (trailers = t));
     req.on('end', () => {
-      if (!s.closed && !s.localEnded && this.early === undefined) s.endData();
+      if (!s.closed && !s.localEnded && this.early === undefined) {
+        if (trailers !== undefined) this.sendHeaders(trailers, true);
+        else s.endData();
+      }
       this.finish();
     });
     req.on('error', () => undefined); // 'close' follows
