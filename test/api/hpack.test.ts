@@ -4,7 +4,7 @@
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HpackDecoder, HpackError, encodeHeaders } from '../../src/api/h2/hpack';
+import { HpackConstants, HpackDecoder, HpackError, encodeHeaders } from '../../src/api/h2/hpack';
 import { EOS_SYMBOL, huffmanCodes, huffmanDecode, huffmanEncode, huffmanLengths } from '../../src/api/h2/huffman';
 
 const seed = Number(process.env.HPACK_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -665,5 +665,48 @@ describe('HpackDecoder against Node http2 (nghttp2) as the encoder', () => {
     expect(headers['content-type']).toBe('application/grpc');
     expect(headers['grpc-status']).toBe('0');
     expect(headers['x-extra']).toBe(extra);
+  });
+});
+
+describe('HpackConstants (the blocks a server sends on every call, indexed after first use)', () => {
+  const blocks = [
+    [
+      [':status', '200'],
+      ['content-type', 'application/grpc+proto'],
+      ['grpc-encoding', 'identity'],
+    ],
+    [
+      ['grpc-status', '0'],
+      ['grpc-message', ''],
+    ],
+  ] as const;
+  const flat = (i: number): string[] => blocks[i].flatMap(([n, v]) => [n, v]);
+
+  it('decodes to the same fields in any order of use; once both were sent, each field is one byte', () => {
+    const enc = new HpackConstants(blocks);
+    const dec = new HpackDecoder();
+    const order = [1, 0, 0, 1, 0, 1, 1, 0];
+    const sizes: number[] = [];
+    for (const i of order) {
+      const b = enc.block(i);
+      sizes.push(b.length);
+      expect(dec.decode(b)).toEqual(flat(i));
+    }
+    // From the third block on both are in the table: 3 and 2 bytes.
+    expect(sizes.slice(3)).toEqual([2, 3, 2, 2, 3]);
+    expect(dec.dynamicTable().length).toBe(4); // :status 200 is in the static table
+  });
+
+  it('a peer that shrinks its table gets a size update to 0 first, then literals that index nothing', () => {
+    const enc = new HpackConstants(blocks);
+    const dec = new HpackDecoder();
+    expect(dec.decode(enc.block(0))).toEqual(flat(0));
+    enc.setPeerTableSize(0);
+    expect(enc.takeSizeUpdate()).toBe(true);
+    expect(enc.takeSizeUpdate()).toBe(false);
+    expect(dec.decode(Buffer.concat([Buffer.of(0x20), enc.block(1)]))).toEqual(flat(1));
+    expect(dec.dynamicTable()).toEqual([]);
+    expect(dec.decode(enc.block(0))).toEqual(flat(0));
+    expect(dec.dynamicTable()).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { HpackDecoder, HpackError } from './hpack';
+import { HpackConstants, HpackDecoder, HpackError } from './hpack';
 
 // The server side of one HTTP/2 connection (RFC 9113), as much of it as a gRPC server
 // needs: frames in and out, header blocks (HPACK in hpack.ts), streams, and flow control
@@ -119,6 +119,13 @@ export class H2Stream {
     return undefined;
   }
 
+  /** Sends one of the connection's constant header blocks (ConnectionOptions.constantBlocks), indexed in the peer's table. */
+  constantHeaders(i: number, end: boolean): void {
+    if (this.closed || this.localEnded) return;
+    if (end) this.localEnded = true;
+    this.conn.sendConstantHeaders(this, i, end);
+  }
+
   /** Sends a pre-encoded header block; `end` ends this side (trailers, or a trailers-only answer). */
   headers(block: Buffer, end: boolean): void {
     if (this.closed || this.localEnded) return;
@@ -166,6 +173,8 @@ const EMPTY = Buffer.alloc(0);
 
 export interface ConnectionOptions {
   maxConcurrentStreams: number;
+  /** Header blocks sent on most calls (H2Stream.constantHeaders), indexed in the peer's HPACK table. */
+  constantBlocks: ReadonlyArray<ReadonlyArray<readonly [string, string]>>;
   /** Picks the handler of a new stream (after its request headers). */
   onStream(stream: H2Stream): void;
   /** The connection is gone (after every stream's onAbort). */
@@ -176,6 +185,7 @@ export class H2Connection {
   private buf: Buffer = EMPTY;
   private prefaceSeen = false;
   private readonly decoder = new HpackDecoder();
+  private readonly constants: HpackConstants;
   readonly streams = new Map<number, H2Stream>();
   private lastStreamId = 0;
   /** A header block being assembled from CONTINUATION frames. */
@@ -198,6 +208,7 @@ export class H2Connection {
     /** Bytes already read from the socket (the preface, at least partly). */
     initial: Buffer,
   ) {
+    this.constants = new HpackConstants(opts.constantBlocks);
     // Our settings, and the connection window raised from 64 KiB.
     const settings = Buffer.alloc(18);
     settings.writeUInt16BE(SETTINGS_MAX_CONCURRENT_STREAMS, 0);
@@ -339,12 +350,13 @@ export class H2Connection {
         this.peerInitialWindow = value;
         for (const s of this.streams.values()) s.sendWindow += delta;
         if (delta > 0) this.unblock();
+      } else if (key === SETTINGS_HEADER_TABLE_SIZE) {
+        this.constants.setPeerTableSize(value);
       } else if (key === SETTINGS_MAX_FRAME_SIZE) {
         if (value < DEFAULT_MAX_FRAME_BYTES || value > 16_777_215) throw new H2Error(ErrorCode.PROTOCOL_ERROR, 'bad max frame size');
         this.peerMaxFrame = value;
       }
-      // HEADER_TABLE_SIZE bounds the table of our encoder, which indexes nothing; the rest
-      // (push, concurrency of server streams, header list size) do not shape our output.
+      // The rest (push, concurrency of server streams, header list size) do not shape our output.
     }
     this.write(frameHeader(0, FrameType.SETTINGS, FLAG_ACK, 0));
   }
@@ -506,13 +518,34 @@ export class H2Connection {
   }
 
   sendHeaders(s: H2Stream, block: Buffer, end: boolean): void {
-    // Header blocks this server sends are small; one frame carries any of them.
     const flags = FLAG_END_HEADERS | (end ? FLAG_END_STREAM : 0);
-    if (block.length > this.peerMaxFrame) throw new Error(`header block of ${block.length} bytes`);
-    const head = frameHeader(block.length, FrameType.HEADERS, flags, s.id);
-    if (s.queue !== undefined) s.queue.push(head, block);
-    else this.write(head, block);
+    if (s.queue !== undefined) s.queue.push(HEADER_BLOCK, block, Buffer.of(flags));
+    else this.writeHeaderBlock(s.id, block, flags);
     if (end) this.maybeClose(s);
+  }
+
+  sendConstantHeaders(s: H2Stream, i: number, end: boolean): void {
+    const flags = FLAG_END_HEADERS | (end ? FLAG_END_STREAM : 0);
+    // Encoded when written: the peer's table is in the state the wire order leaves it.
+    if (s.queue !== undefined) s.queue.push(CONSTANT_BLOCK[i], Buffer.of(flags));
+    else this.writeHeaderBlock(s.id, this.constants.block(i), flags);
+    if (end) this.maybeClose(s);
+  }
+
+  /** Writes a header block as HEADERS (and CONTINUATION frames past the peer's frame size). */
+  private writeHeaderBlock(id: number, block: Buffer, flags: number): void {
+    // A table size change the peer asked for is signalled at the start of the next block (RFC 7541 4.2).
+    if (this.constants.takeSizeUpdate()) block = Buffer.concat([Buffer.of(0x20), block]);
+    if (block.length <= this.peerMaxFrame) {
+      this.write(frameHeader(block.length, FrameType.HEADERS, flags, id), block);
+      return;
+    }
+    const max = this.peerMaxFrame;
+    this.write(frameHeader(max, FrameType.HEADERS, flags & ~FLAG_END_HEADERS, id), block.subarray(0, max));
+    for (let off = max; off < block.length; off += max) {
+      const n = Math.min(max, block.length - off);
+      this.write(frameHeader(n, FrameType.CONTINUATION, off + n === block.length ? FLAG_END_HEADERS : 0, id), block.subarray(off, off + n));
+    }
   }
 
   sendData(s: H2Stream, bytes: Buffer, end: boolean): boolean {
@@ -567,6 +600,12 @@ export class H2Connection {
             stuck = true;
             break;
           }
+        } else if (item === HEADER_BLOCK) {
+          this.writeHeaderBlock(s.id, q[i + 1], q[i + 2][0]);
+          i += 3;
+        } else if (CONSTANT_BLOCK.includes(item)) {
+          this.writeHeaderBlock(s.id, this.constants.block(CONSTANT_BLOCK.indexOf(item)), q[i + 1][0]);
+          i += 2;
         } else {
           this.write(item);
           i++;
@@ -605,8 +644,8 @@ export class H2Connection {
   }
 }
 
-// A stream's queue holds frames ready to go (HEADERS, whole) and DATA to be framed when
-// there is window: a marker, then the bytes.
+// A stream's queue holds what it could not send yet, in order, each item a marker and its
+// parts: DATA (bytes, framed when there is window), a header block, or a constant one.
 const DATA_MORE = Buffer.alloc(0);
 const DATA_END = Buffer.alloc(0);
 function dataMarker(end: boolean): Buffer {
@@ -615,6 +654,10 @@ function dataMarker(end: boolean): Buffer {
 function isDataMarker(b: Buffer): boolean {
   return b === DATA_MORE || b === DATA_END;
 }
+/** A header block, then a byte of frame flags. */
+const HEADER_BLOCK = Buffer.alloc(0);
+/** A constant header block to encode when its turn comes, then a byte of frame flags. */
+const CONSTANT_BLOCK: Buffer[] = Array.from({ length: 4 }, () => Buffer.alloc(0));
 
 function frameHeader(length: number, type: number, flags: number, id: number): Buffer {
   const h = Buffer.allocUnsafe(FRAME_HEADER_BYTES);

@@ -18,24 +18,33 @@ import { encodeHeaders } from './hpack';
 // The wire contract of a served call is grpc-js's, as in direct.ts: the same response
 // headers and trailers, deadlines, size limit and unary-call statuses.
 
-const RESPONSE_HEADERS = encodeHeaders([
-  [':status', '200'],
-  ['content-type', 'application/grpc+proto'],
-  ['grpc-accept-encoding', 'identity,deflate,gzip'],
-  ['grpc-encoding', 'identity'],
-]);
-const OK_TRAILERS = encodeHeaders([
-  ['grpc-status', '0'],
-  ['grpc-message', ''],
-]);
+/** The response headers and OK trailers of every call: constant blocks of each connection (indexed after their first use). */
+const CONSTANT_BLOCKS = [
+  [
+    [':status', '200'],
+    ['content-type', 'application/grpc+proto'],
+    ['grpc-accept-encoding', 'identity,deflate,gzip'],
+    ['grpc-encoding', 'identity'],
+  ],
+  [
+    ['grpc-status', '0'],
+    ['grpc-message', ''],
+  ],
+] as const;
+const RESPONSE_HEADERS = 0;
+const OK_TRAILERS = 1;
 
-function trailers(code: number, details: string): Buffer {
-  return code === Status.OK && details === ''
-    ? OK_TRAILERS
-    : encodeHeaders([
+/** Ends a stream whose response headers are out, with trailers for `code`. */
+function sendTrailers(s: H2Stream, code: number, details: string): void {
+  if (code === Status.OK && details === '') s.constantHeaders(OK_TRAILERS, true);
+  else
+    s.headers(
+      encodeHeaders([
         ['grpc-status', String(code)],
         ['grpc-message', encodeURI(details)],
-      ]);
+      ]),
+      true,
+    );
 }
 
 function statusOnly(code: number, details: string): Buffer {
@@ -72,6 +81,7 @@ export class ClientFront {
       socket,
       {
         maxConcurrentStreams: this.opts.maxConcurrentStreams,
+        constantBlocks: CONSTANT_BLOCKS,
         onStream: (s) => this.route(s, relay, certName),
         onClose: (c) => {
           this.conns.delete(c);
@@ -164,7 +174,7 @@ class StreamCall extends EventEmitter implements StreamHandler {
     const payload = Buffer.isBuffer(message) ? message : this.route.serialize(message);
     if (!this.headersSent) {
       this.headersSent = true;
-      this.stream.headers(RESPONSE_HEADERS, false);
+      this.stream.constantHeaders(RESPONSE_HEADERS, false);
     }
     return this.stream.data(frameMessage(payload));
   }
@@ -230,7 +240,7 @@ class StreamCall extends EventEmitter implements StreamHandler {
     const s = this.stream;
     if (!s.closed) {
       if (!this.headersSent) s.headers(statusOnly(code, details), true);
-      else s.headers(trailers(code, details), true);
+      else sendTrailers(s, code, details);
     }
     this.emit('finish');
   }
@@ -330,9 +340,9 @@ class UnaryCall implements StreamHandler {
     this.settle();
     const s = this.stream;
     if (s.closed) return;
-    s.headers(RESPONSE_HEADERS, false);
+    s.constantHeaders(RESPONSE_HEADERS, false);
     s.data(frameMessage(payload));
-    s.headers(OK_TRAILERS, true);
+    s.constantHeaders(OK_TRAILERS, true);
   }
 }
 

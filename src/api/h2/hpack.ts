@@ -336,3 +336,91 @@ function writeInteger(out: Buffer, pos: number, value: number, prefixBits: numbe
   out[pos++] = rest;
   return pos;
 }
+
+/** Where the static table holds a field (name and value), by "name\0value"; 0 when it does not. */
+const STATIC_FIELD_INDEX = new Map<string, number>(STATIC_TABLE.map(([name, value], i) => [`${name}\0${value}`, i + 1]));
+
+/**
+ * The few header blocks a server sends on every call of a connection (response headers,
+ * OK trailers), encoded against the peer's dynamic table: the first time each block goes
+ * out its fields are added to the table (literal with incremental indexing), afterwards the
+ * block is one byte per field. Nothing else a connection sends is indexed (encodeHeaders),
+ * so these entries are the only ones in the peer's table and stay put; 300-odd bytes fit
+ * the 4096 the peer's table starts with. A peer that announces a smaller table gets a
+ * dynamic table size update to 0 (at the start of the next block the connection sends,
+ * takeSizeUpdate) and plain literals from then on.
+ */
+export class HpackConstants {
+  /** The peer's table, newest first, as "name\0value". */
+  private readonly table: string[] = [];
+  private tableBytes = 0;
+  private peerTableBytes = DEFAULT_TABLE_SIZE_BYTES;
+  private indexing = true;
+  private sizeUpdatePending = false;
+  /** Each block's bytes while the table stays as it is. */
+  private readonly cache: Array<Buffer | undefined> = [];
+
+  constructor(private readonly blocks: ReadonlyArray<ReadonlyArray<readonly [string, string]>>) {}
+
+  /** True once after the peer made its table smaller: the next block sent, whatever it is, must start with a size update to 0 (0x20). */
+  takeSizeUpdate(): boolean {
+    if (!this.sizeUpdatePending) return false;
+    this.sizeUpdatePending = false;
+    return true;
+  }
+
+  /** The peer's SETTINGS_HEADER_TABLE_SIZE. */
+  setPeerTableSize(bytes: number): void {
+    if (bytes === this.peerTableBytes) return;
+    this.peerTableBytes = bytes;
+    if (this.indexing && bytes < DEFAULT_TABLE_SIZE_BYTES) {
+      this.indexing = false;
+      this.sizeUpdatePending = true;
+      this.table.length = 0;
+      this.tableBytes = 0;
+      this.cache.length = 0;
+    }
+  }
+
+  /**
+   * Block `i` of the constructor's list, for the HEADERS frame about to be written: the
+   * encoding depends on what went before it on the wire, so it is made at write time.
+   */
+  block(i: number): Buffer {
+    const cached = this.cache[i];
+    if (cached !== undefined) return cached;
+    const fields = this.blocks[i];
+    if (!this.indexing) return (this.cache[i] = encodeHeaders(fields));
+    const out: number[] = [];
+    let changed = false;
+    for (const [name, value] of fields) {
+      const key = `${name}\0${value}`;
+      const staticIndex = STATIC_FIELD_INDEX.get(key);
+      const pos = this.table.indexOf(key);
+      if (staticIndex !== undefined) out.push(...integerBytesOf(staticIndex, 7, 0x80));
+      else if (pos >= 0) out.push(...integerBytesOf(STATIC_TABLE_LENGTH + 1 + pos, 7, 0x80));
+      else {
+        // Literal with incremental indexing, new name (6.2.1): the peer adds it as it
+        // decodes, so a later field of this block already sees it in the table.
+        const size = name.length + value.length + ENTRY_OVERHEAD_BYTES;
+        if (this.tableBytes + size > this.peerTableBytes) throw new Error('HpackConstants: the constant blocks do not fit the peer table');
+        out.push(0x40, ...integerBytesOf(name.length, 7, 0), ...Buffer.from(name, 'latin1'), ...integerBytesOf(value.length, 7, 0), ...Buffer.from(value, 'latin1'));
+        this.table.unshift(key);
+        this.tableBytes += size;
+        changed = true;
+      }
+    }
+    const b = Buffer.from(out);
+    if (changed) this.cache.length = 0; // every index moved
+    else this.cache[i] = b;
+    return b;
+  }
+}
+
+/** A prefixed integer's bytes (5.1), the first carrying `high` in the bits above the prefix. */
+function integerBytesOf(value: number, prefixBits: number, high: number): number[] {
+  const out = Buffer.alloc(integerBytes(value, prefixBits));
+  writeInteger(out, 0, value, prefixBits);
+  out[0] |= high;
+  return [...out];
+}
