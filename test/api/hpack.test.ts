@@ -5,19 +5,16 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HpackConstants, HpackDecoder, HpackError, encodeHeaders } from '../../src/api/h2/hpack';
+import { Rand, seedFromEnv } from '../support/rand';
 import { EOS_SYMBOL, huffmanCodes, huffmanDecode, huffmanEncode, huffmanLengths } from '../../src/api/h2/huffman';
 
-const seed = Number(process.env.HPACK_SEED ?? Math.floor(Math.random() * 2 ** 31));
+const seed = seedFromEnv('HPACK_SEED');
 const seedNote = `HPACK_SEED=${seed}`;
 
+/** Uniform numbers in [0, 1) from `s` (test/support/rand.ts). */
 function rng(s: number): () => number {
-  let x = s >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
+  const rand = new Rand(s);
+  return () => rand.next();
 }
 
 /** Bytes from the RFC's hex dumps ("8286 8441 ..."). */
