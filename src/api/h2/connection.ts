@@ -179,6 +179,8 @@ export interface ConnectionOptions {
   onStream(stream: H2Stream): void;
   /** The connection is gone (after every stream's onAbort). */
   onClose?(conn: H2Connection): void;
+  /** An unexpected error while handling the connection's input (it is closed after). */
+  onError?(err: unknown): void;
 }
 
 export class H2Connection {
@@ -289,7 +291,11 @@ export class H2Connection {
     } catch (e) {
       if (e instanceof H2Error) this.fail(e.code, e.message);
       else if (e instanceof HpackError) this.fail(ErrorCode.COMPRESSION_ERROR, e.message);
-      else throw e;
+      else {
+        // A bug behind one connection ends that connection, not the member.
+        this.opts.onError?.(e);
+        this.fail(ErrorCode.INTERNAL_ERROR, String(e));
+      }
     }
   }
 

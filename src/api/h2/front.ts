@@ -87,6 +87,7 @@ export class ClientFront {
           this.conns.delete(c);
           relay.close();
         },
+        onError: (e) => this.opts.log.error({ err: e }, 'client connection failed: closing it'),
       },
       seen,
     );
