@@ -87,7 +87,7 @@ export function tooLarge(length: number, max: number): string {
 
 /** One whole prefixed message (flag, length, body) decoded, or the status that refuses it. */
 export function decodeRequest(route: Route, framed: Buffer): { message: unknown; failed?: undefined } | { failed: Required<GrpcStatus> } {
-  // Only identity-encoded calls come here (see attach), so a compressed flag is a lie.
+  // Only identity-encoded calls come here (h2/front.ts relays the others), so a compressed flag is a lie.
   if (framed[0] !== 0) return { failed: { code: Status.INTERNAL, details: 'Received compressed message but "grpc-encoding" header was identity' } };
   try {
     return { message: route.deserialize(framed.subarray(MESSAGE_PREFIX_BYTES)) };

@@ -75,7 +75,7 @@ export class ApiServer {
     direct.add(leaseService, lease, ['LeaseGrant', 'LeaseRevoke', 'LeaseTimeToLive', 'LeaseLeases', 'LeaseKeepAlive']);
     log.info({ methods: direct.paths }, "serving the hot methods on cairn's own HTTP/2");
     // Client connections speak HTTP/2 to cairn's own implementation (h2/); it serves the
-    // hot unary methods and relays every other call to grpc-js over an in-memory connection.
+    // hot methods and relays every other call to grpc-js over an in-memory connection.
     const front = new ClientFront({
       direct,
       maxConcurrentStreams: cfg.maxConcurrentStreams,
@@ -135,7 +135,7 @@ export class ApiServer {
         if (isH2 && n < HTTP2_PREFACE.length) return; // need more bytes to decide
         socket.removeListener('data', onData);
         if (isH2) {
-          // http2 takes unshifted bytes from the paused socket itself (see authority.ts).
+          // The bytes read so far (the preface) go to the HTTP/2 connection with the socket.
           // The certificate's name reaches the handlers as a request header whose name no
           // client can know (see caller.ts).
           const added = certName !== undefined ? { name: CERT_NAME_HEADER, value: certName } : undefined;

@@ -86,8 +86,9 @@ export interface StreamHandler {
 }
 
 /**
- * One stream. The handler answers with respond() (a header block), data() and end()
- * (trailers), or reset(). Output waits for flow-control window in order.
+ * One stream. The handler answers with header blocks (constantHeaders() or headers()),
+ * data(), and an end of its side (a block with `end`, or endData()), or reset(). Output
+ * waits for flow-control window in order.
  */
 export class H2Stream {
   handler: StreamHandler | undefined;
@@ -485,12 +486,9 @@ export class H2Connection {
 
   private abort(s: H2Stream, code: number): void {
     if (s.closed) return;
-    s.closed = true;
-    this.streams.delete(s.id);
-    this.blocked.delete(s);
-    s.queue = undefined;
+    this.forget(s);
     s.handler?.onAbort(s, code);
-    if (this.goingAway && this.streams.size === 0) this.end();
+    this.endIfDone();
   }
 
   private maybeClose(s: H2Stream): void {
@@ -498,9 +496,21 @@ export class H2Connection {
     // An answer complete before the request (a refused call, a stream the server ended):
     // the client is asked to stop sending, without error (RFC 9113 8.1), as grpc-go does.
     if (!s.remoteEnded) this.write(rstFrame(s.id, ErrorCode.NO_ERROR));
+    this.forget(s);
+    s.handler?.onClose?.(s);
+    this.endIfDone();
+  }
+
+  /** A stream is over: nothing more goes out for it or comes in to it. */
+  private forget(s: H2Stream): void {
     s.closed = true;
     this.streams.delete(s.id);
-    s.handler?.onClose?.(s);
+    this.blocked.delete(s);
+    s.queue = undefined;
+  }
+
+  /** After GOAWAY, the connection ends with its last stream. */
+  private endIfDone(): void {
     if (this.goingAway && this.streams.size === 0) this.end();
   }
 
@@ -509,11 +519,8 @@ export class H2Connection {
   resetStream(s: H2Stream, code: number): void {
     if (s.closed) return;
     this.write(rstFrame(s.id, code));
-    s.closed = true;
-    this.streams.delete(s.id);
-    this.blocked.delete(s);
-    s.queue = undefined;
-    if (this.goingAway && this.streams.size === 0) this.end();
+    this.forget(s);
+    this.endIfDone();
   }
 
   windowUpdate(id: number, inc: number): void {

@@ -8,12 +8,12 @@ import { decodeRequest, deadlineMs, frameMessage, tooLarge, type DirectCalls, ty
 import { ErrorCode, H2Connection, type H2Stream, type StreamHandler } from './connection';
 import { encodeHeaders } from './hpack';
 
-// The client port's HTTP/2 (connection.ts) and what it does with each call: the hot unary
-// methods (KV and the unary Lease calls) are served here, on the handlers grpc-js would
-// run; every other call is relayed, stream for stream, to the grpc-js server (and the
-// node:http2 bidi path of direct.ts, for Watch and LeaseKeepAlive) over an internal
-// connection of its own per client connection. Relayed calls keep every grpc-js behaviour
-// (compression, server streaming, all statuses); they pay a second HTTP/2 hop.
+// The client port's HTTP/2 (connection.ts) and what it does with each call: the hot
+// methods (KV, the unary Lease calls, and the Watch and LeaseKeepAlive streams) are served
+// here, on the handlers grpc-js would run; every other call, and any compressed one, is
+// relayed stream for stream to the grpc-js server over an internal connection of its own
+// per client connection. Relayed calls keep every grpc-js behaviour (compression, server
+// streaming, all statuses); they pay a second HTTP/2 hop.
 //
 // The wire contract of a served call is grpc-js's, as in direct.ts: the same response
 // headers and trailers, deadlines, size limit and unary-call statuses.
@@ -350,7 +350,7 @@ class UnaryCall implements StreamHandler {
 /** Relays a client connection's other calls to the grpc-js server, one internal connection per client connection. */
 class Relay {
   private session: ClientHttp2Session | undefined;
-  private readonly open_ = new Set<RelayedCall>();
+  private readonly calls = new Set<RelayedCall>();
   private closed = false;
 
   constructor(
@@ -368,7 +368,7 @@ class Relay {
       session.on('error', (e) => this.opts.log.debug({ err: e }, 'internal relay connection failed'));
       session.on('close', () => {
         if (this.session === session) this.session = undefined;
-        for (const c of [...this.open_]) c.abort(ErrorCode.INTERNAL_ERROR);
+        for (const c of [...this.calls]) c.abort(ErrorCode.INTERNAL_ERROR);
       });
       this.session = session;
     }
@@ -389,13 +389,13 @@ class Relay {
       s.reset(ErrorCode.REFUSED_STREAM);
       return;
     }
-    const call = new RelayedCall(s, req, () => this.open_.delete(call));
-    this.open_.add(call);
+    const call = new RelayedCall(s, req, () => this.calls.delete(call));
+    this.calls.add(call);
   }
 
   close(): void {
     this.closed = true;
-    for (const c of [...this.open_]) c.abort(ErrorCode.CANCEL);
+    for (const c of [...this.calls]) c.abort(ErrorCode.CANCEL);
     this.session?.destroy();
     this.session = undefined;
   }
