@@ -1,22 +1,22 @@
 // The durable side of the raft log, as the core sees it. The server implements Storage
 // on the WAL; MemoryStorage is the reference implementation (tests, in-process bench).
 //
-// Layout of MemoryStorage (as in etcd-io/raft): ents[0] is a dummy entry standing for
-// the last entry covered by the snapshot (its index and term), so term(snapshotIndex)
-// is always answerable. Real entries follow contiguously.
+// Layout of MemoryStorage (as in etcd-io/raft): a dummy entry stands for the last entry
+// covered by the snapshot or a compaction (its index and term), so term(dummyIndex) is
+// always answerable. Real entries follow contiguously, packed (packed-entries.ts).
 
 import { assert, assertIndex } from './assert';
 import { ErrCompacted, ErrSnapOutOfDate, ErrUnavailable } from './errors';
 import {
   type ConfState,
   type Entry,
-  EntryType,
   type HardState,
   type Snapshot,
   emptyBytes,
   emptyHardState,
 } from './types';
-import { limitSize } from './util';
+import { PackedEntries } from './packed-entries';
+import { entryOverheadBytes } from './util';
 
 export interface InitialState {
   hardState: HardState;
@@ -44,7 +44,11 @@ function cloneConfState(cs: ConfState): ConfState {
 export class MemoryStorage implements Storage {
   private hardState: HardState = emptyHardState();
   private snap: Snapshot;
-  private ents: Entry[];
+  /** The dummy entry: the last one covered by the snapshot or a compaction. */
+  private dummyIndex: number;
+  private dummyTerm: number;
+  /** Entries dummyIndex + 1 .. lastIndex(), packed (the entry at index i is at position i - dummyIndex - 1). */
+  private readonly ents = new PackedEntries();
 
   /**
    * @param confState initial membership, recorded in the (empty) snapshot at index 0.
@@ -53,7 +57,8 @@ export class MemoryStorage implements Storage {
    */
   constructor(confState: ConfState = { voters: [], learners: [] }) {
     this.snap = { data: emptyBytes, metadata: { index: 0, term: 0, confState: cloneConfState(confState) } };
-    this.ents = [{ term: 0, index: 0, type: EntryType.Normal, data: emptyBytes }];
+    this.dummyIndex = 0;
+    this.dummyTerm = 0;
   }
 
   initialState(): InitialState {
@@ -71,27 +76,35 @@ export class MemoryStorage implements Storage {
   }
 
   entries(lo: number, hi: number, maxSize: number): Entry[] {
-    const offset = this.ents[0].index;
-    if (lo <= offset) throw ErrCompacted;
+    if (lo <= this.dummyIndex) throw ErrCompacted;
     assert(hi <= this.lastIndex() + 1, () => `entries' hi(${hi}) is out of bound lastindex(${this.lastIndex()})`);
     // Only the dummy entry: nothing to read.
-    if (this.ents.length === 1) throw ErrUnavailable;
-    return limitSize(this.ents.slice(lo - offset, hi - offset), maxSize);
+    if (this.ents.count === 0) throw ErrUnavailable;
+    // limitSize's rule, counted before any entry is built: at least one, then while within maxSize.
+    const out: Entry[] = [];
+    let size = 0;
+    for (let i = lo; i < hi; i++) {
+      const p = i - this.dummyIndex - 1;
+      size += this.ents.dataBytes(p) + entryOverheadBytes;
+      if (out.length > 0 && size > maxSize) break;
+      out.push(this.ents.get(p, i));
+    }
+    return out;
   }
 
   term(i: number): number {
-    const offset = this.ents[0].index;
-    if (i < offset) throw ErrCompacted;
-    if (i - offset >= this.ents.length) throw ErrUnavailable;
-    return this.ents[i - offset].term;
+    if (i < this.dummyIndex) throw ErrCompacted;
+    if (i === this.dummyIndex) return this.dummyTerm;
+    if (i - this.dummyIndex > this.ents.count) throw ErrUnavailable;
+    return this.ents.term(i - this.dummyIndex - 1);
   }
 
   lastIndex(): number {
-    return this.ents[0].index + this.ents.length - 1;
+    return this.dummyIndex + this.ents.count;
   }
 
   firstIndex(): number {
-    return this.ents[0].index + 1;
+    return this.dummyIndex + 1;
   }
 
   snapshot(): Snapshot {
@@ -103,7 +116,9 @@ export class MemoryStorage implements Storage {
     const index = snap.metadata.index;
     if (this.snap.metadata.index >= index) throw ErrSnapOutOfDate;
     this.snap = snap;
-    this.ents = [{ term: snap.metadata.term, index, type: EntryType.Normal, data: emptyBytes }];
+    this.dummyIndex = index;
+    this.dummyTerm = snap.metadata.term;
+    this.ents.clear();
   }
 
   /**
@@ -112,20 +127,18 @@ export class MemoryStorage implements Storage {
    */
   createSnapshot(i: number, confState: ConfState, data: Uint8Array): Snapshot {
     if (i <= this.snap.metadata.index) throw ErrSnapOutOfDate;
-    const offset = this.ents[0].index;
     assert(i <= this.lastIndex(), () => `snapshot ${i} is out of bound lastindex(${this.lastIndex()})`);
-    this.snap = { data, metadata: { index: i, term: this.ents[i - offset].term, confState: cloneConfState(confState) } };
+    this.snap = { data, metadata: { index: i, term: this.term(i), confState: cloneConfState(confState) } };
     return this.snap;
   }
 
   /** Discard all entries before compactIndex; the entry at compactIndex becomes the dummy. */
   compact(compactIndex: number): void {
-    const offset = this.ents[0].index;
-    if (compactIndex <= offset) throw ErrCompacted;
+    if (compactIndex <= this.dummyIndex) throw ErrCompacted;
     assert(compactIndex <= this.lastIndex(), () => `compact ${compactIndex} is out of bound lastindex(${this.lastIndex()})`);
-    const i = compactIndex - offset;
-    const dummy: Entry = { term: this.ents[i].term, index: this.ents[i].index, type: EntryType.Normal, data: emptyBytes };
-    this.ents = [dummy, ...this.ents.slice(i + 1)];
+    this.dummyTerm = this.term(compactIndex);
+    this.ents.dropFront(compactIndex - this.dummyIndex);
+    this.dummyIndex = compactIndex;
   }
 
   /**
@@ -140,10 +153,9 @@ export class MemoryStorage implements Storage {
     if (last < first) return;
     // Drop the part of `entries` already covered by the snapshot.
     if (first > entries[0].index) entries = entries.slice(first - entries[0].index);
-    const offset = entries[0].index - this.ents[0].index;
-    assert(offset <= this.ents.length, () => `missing log entry [last: ${this.lastIndex()}, append at: ${entries[0].index}]`);
-    // Truncate in place and push: appends are the hot path and must not copy the log.
-    if (offset < this.ents.length) this.ents.length = offset;
+    const at = entries[0].index - first; // position of the first new entry
+    assert(at <= this.ents.count, () => `missing log entry [last: ${this.lastIndex()}, append at: ${entries[0].index}]`);
+    if (at < this.ents.count) this.ents.truncate(at);
     for (const e of entries) this.ents.push(e);
   }
 }
