@@ -136,6 +136,17 @@ export class PeerTransport implements InboundRegistry {
   }
 
   /**
+   * Writes what send() queued now rather than at the next setImmediate. Raft calls it after a
+   * Ready's messages: one write per peer either way, and the appends leave before whatever
+   * else the rest of this turn of the event loop does (apply, client requests).
+   */
+  flush(): void {
+    if (this.flushImmediate === undefined) return;
+    clearImmediate(this.flushImmediate);
+    this.flushAll();
+  }
+
+  /**
    * Streams a snapshot to `to` on a connection of its own, chunk by chunk with backpressure.
    * Resolves when the receiver's onSnapshot resolved; rejects if it failed, the stream broke,
    * `signal` aborted, or the transport stopped. One snapshot at a time per peer.

@@ -64,6 +64,10 @@ export interface RaftLogOptions {
 // beside the MsgSnap (etcd sends its bolt file the same way). That state is at least as new
 // as the snapshot's index; the follower's apply loop skips the entries it already holds.
 
+/** Messages that say nothing about this member's log or vote: safe to send before its fdatasync. */
+const promisesNothing = (m: Message): boolean => m.type === MessageType.Prop || m.type === MessageType.ReadIndex;
+const promisesSomething = (m: Message): boolean => !promisesNothing(m);
+
 interface PendingRead {
   resolve: (index: number) => void;
   reject: (err: unknown) => void;
@@ -97,9 +101,13 @@ export class RaftLog implements ReplicatedLog {
   private changes = 0;
   confState: ConfState = { voters: [], learners: [] };
 
-  constructor(private readonly opts: RaftLogOptions) {
+  // Everything but the WAL's contents: storage holds its own copy of the entries, and the
+  // WAL's list (every entry since the snapshot, as objects) must not live as long as the member.
+  private readonly opts: Omit<RaftLogOptions, 'contents'>;
+
+  constructor({ contents: c, ...opts }: RaftLogOptions) {
+    this.opts = opts;
     this.storage = new MemoryStorage();
-    const c = opts.contents;
     if (c.snapshot?.extra && c.snapshot.extra.length > 0) this.storage.applySnapshot(decodeSnapshot(c.snapshot.extra));
     if (c.hardState) this.storage.setHardState({ term: c.hardState.term, vote: c.hardState.vote, commit: c.hardState.commit });
     if (c.entries.length > 0) {
@@ -420,19 +428,34 @@ export class RaftLog implements ReplicatedLog {
             this.storage.setHardState(rd.hardState);
             this.currentTerm = rd.hardState.term;
           }
+          // Committed entries that were made durable here by an earlier Ready (the usual case:
+          // an entry commits a round after it arrives) need nothing from this Ready's fdatasync.
+          const committedDurable =
+            rd.entries.length === 0 || rd.committedEntries.length === 0 || rd.committedEntries[rd.committedEntries.length - 1].index < rd.entries[0].index;
           // A leader's appends and heartbeats promise nothing about its own disk: they go out
           // before its fdatasync, so followers persist in parallel with it (Raft thesis 10.2.1;
           // etcd's raftNode does the same). Safe because this loop takes one Ready at a time:
           // whatever the followers' acks commit is delivered, and advertised as a commit index,
           // only in a later Ready, after this fdatasync. Not when this Ready commits its own new
           // entries (a single voter): their commit index must not leave before they are durable.
-          const sendFirst =
-            this.lead === this.opts.memberId &&
-            (rd.entries.length === 0 || rd.committedEntries.length === 0 || rd.committedEntries[rd.committedEntries.length - 1].index < rd.entries[0].index);
+          const sendFirst = this.lead === this.opts.memberId && committedDurable;
+          // fdatasync only for what Raft needs on disk before it speaks: new entries, a term or
+          // vote, a snapshot (rd.mustSync, etcd's MustSync). A Ready that only moves the commit
+          // index (a third of them under load) writes its HardState with the next fdatasync:
+          // a lost commit index is learnt again from the leader, and the entries it covers were
+          // made durable by the Readies that brought them. Syncing it held the next Ready (and
+          // every proposal waiting for it) behind a whole fdatasync.
+          const sync = rd.mustSync || rd.snapshot !== undefined ? this.opts.wal.sync() : undefined;
+          sync?.catch(() => undefined); // awaited below; a failure seen first by a throw in between must not go unhandled
           if (sendFirst) this.send(rd.messages);
-          if (rd.mustSync || rd.entries.length > 0 || rd.hardState || rd.snapshot) await this.opts.wal.sync();
-          if (!sendFirst) this.send(rd.messages);
-          if (rd.committedEntries.length > 0) this.deliver(rd.committedEntries);
+          // A follower's forwarded proposals and read requests promise nothing either: sent
+          // now, they do not wait for this member's fdatasync on their way to the leader.
+          else this.send(rd.messages, promisesNothing);
+          // Applying is CPU on this thread, the fdatasync is the disk: they overlap.
+          if (committedDurable && rd.committedEntries.length > 0) this.deliver(rd.committedEntries);
+          if (sync !== undefined) await sync;
+          if (!sendFirst) this.send(rd.messages, promisesSomething);
+          if (!committedDurable && rd.committedEntries.length > 0) this.deliver(rd.committedEntries);
           if (rd.readStates.length > 0) this.answerReads(rd.readStates);
           this.node.advance(rd);
         }
@@ -444,11 +467,13 @@ export class RaftLog implements ReplicatedLog {
     }
   }
 
-  private send(messages: readonly Message[]): void {
+  private send(messages: readonly Message[], which?: (m: Message) => boolean): void {
     for (const m of messages) {
+      if (which !== undefined && !which(m)) continue;
       if (m.type === MessageType.Snap) this.sendSnapshot(m);
       else this.opts.transport.send(m.to, withEnvelope(PeerEnvelope.Raft, encodeMessage(m)));
     }
+    this.opts.transport.flush();
   }
 
   private deliver(entries: Entry[]): void {
