@@ -500,10 +500,18 @@ function details(opts: Options, cells: Cell[]): string {
     lines.push(
       `- ${c.workload} x${c.clients} on ${c.target}: rounds ${ops} ops/s; median round p90 ${fmtMs(m.latencyMs.p90)} ms, max ${fmtMs(m.latencyMs.max)} ms; ` +
         `CPU (cores) server ${m.serverCpuCores ?? '?'}${each}, load generator ${m.loadgenCpuCores}, ` +
-        `other processes ${otherCpu(m)}${lead}${m.extra !== undefined ? `; ${extraLine(m.extra)}` : ''}`,
+        `other processes ${otherCpu(m)}${waitText(m, ' + ')}${lead}${m.extra !== undefined ? `; ${extraLine(m.extra)}` : ''}`,
     );
   }
   return lines.join('\n');
+}
+
+/** The server threads' run-queue time (runnable, no CPU free), as cores' worth, when /proc has it. */
+function waitText(r: LoadResult, sep: string): string {
+  const w = r.serverRunQueueWaitEach;
+  if (w === undefined) return '';
+  const sum = Math.round(w.reduce((a, b) => a + b, 0) * 100) / 100;
+  return `; server threads waiting for a CPU (cores) ${sum}${w.length > 1 ? ` (${w.join(sep)})` : ''}`;
 }
 
 function extraLine(x: Record<string, number>): string {
@@ -608,6 +616,7 @@ async function main(): Promise<number> {
             `  round ${round} ${t.kind.padEnd(5)} ${fmtOps(r.opsPerSec).padStart(7)} ops/s  p50 ${fmtMs(r.latencyMs.p50)} ms  ` +
               `p99 ${fmtMs(r.latencyMs.p99)} ms  errors ${r.errorsTotal}  cpu srv ${r.serverCpuCores ?? '?'}` +
               `${r.serverCpuCoresEach !== undefined ? ` (${r.serverCpuCoresEach.join('+')})` : ''} gen ${r.loadgenCpuCores} other ${otherCpu(r)}` +
+              (r.serverRunQueueWaitEach !== undefined ? ` wait ${r.serverRunQueueWaitEach.join('+')}` : '') +
               (place.leader !== null ? `  leader ${place.leader}` : '') +
               (r.extra !== undefined ? `\n      ${extraLine(r.extra)}` : ''),
           );

@@ -51,6 +51,29 @@ export function processCpuMs(pid: number): number {
   }
 }
 
+/**
+ * Time the threads of a process have spent runnable but waiting for a CPU (the run queue),
+ * summed over its live threads, in ms; NaN when unreadable (/proc/<pid>/task/<tid>/schedstat,
+ * second field, ns). A thread that exits takes its share with it. On a saturated machine
+ * this is where latency goes that neither side's code shows: a single-threaded server
+ * stops entirely while its thread waits.
+ */
+export function processRunQueueWaitMs(pid: number): number {
+  try {
+    let ns = 0;
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[1]);
+      } catch {
+        // the thread ended between the listing and the read
+      }
+    }
+    return ns / 1e6;
+  } catch {
+    return NaN;
+  }
+}
+
 /** CPU time of this process (all threads, worker_threads included), in ms. */
 export function selfCpuMs(): number {
   const u = process.cpuUsage();

@@ -6,7 +6,7 @@
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { machineCpuMs, processCpuMs, selfCpuMs } from '../lib/machine';
+import { machineCpuMs, processCpuMs, processRunQueueWaitMs, selfCpuMs } from '../lib/machine';
 import type { DriverConfig, DriverResult } from './driver';
 import { Histogram } from './histogram';
 import type { TransportKind } from './transports';
@@ -95,6 +95,8 @@ export interface LoadResult {
   serverCpuCores: number | null;
   /** Per server pid when LoadOptions.serverPids was given (same order). */
   serverCpuCoresEach?: number[];
+  /** Per server pid: its threads' time runnable but waiting for a CPU, per second of the window (Linux). */
+  serverRunQueueWaitEach?: number[];
   /** Busy CPU of the whole machine during the window, in cores; minus the two above = other load. */
   machineCpuCores: number;
   /** Workload-specific counters, summed over workers (streaming workloads). */
@@ -108,6 +110,8 @@ interface CpuWindow {
   srvEnd: number;
   eachStart: number[];
   eachEnd: number[];
+  waitStart: number[];
+  waitEnd: number[];
   machStart: number;
   machEnd: number;
   wallStart: bigint;
@@ -189,7 +193,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   let started = 0;
   let ended = 0;
   const cpu: CpuWindow = {
-    selfStart: 0, selfEnd: 0, srvStart: NaN, srvEnd: NaN, eachStart: [], eachEnd: [], machStart: NaN, machEnd: NaN, wallStart: 0n, wallEnd: 0n,
+    selfStart: 0, selfEnd: 0, srvStart: NaN, srvEnd: NaN, eachStart: [], eachEnd: [], waitStart: [], waitEnd: [], machStart: NaN, machEnd: NaN, wallStart: 0n, wallEnd: 0n,
   };
   const pids = opts.serverPids ?? (opts.serverPid !== undefined ? [opts.serverPid] : []);
   const srvSample = (): { sum: number; each: number[] } => {
@@ -202,11 +206,13 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       cpu.selfStart = selfCpuMs();
       cpu.machStart = machineCpuMs().busyMs;
       ({ sum: cpu.srvStart, each: cpu.eachStart } = srvSample());
+      cpu.waitStart = pids.map(processRunQueueWaitMs);
     } else if (edge === 'end' && ++ended === workers) {
       cpu.wallEnd = process.hrtime.bigint();
       cpu.selfEnd = selfCpuMs();
       cpu.machEnd = machineCpuMs().busyMs;
       ({ sum: cpu.srvEnd, each: cpu.eachEnd } = srvSample());
+      cpu.waitEnd = pids.map(processRunQueueWaitMs);
     }
   };
 
@@ -302,6 +308,9 @@ function merge(
     loadgenCpuCores: wallMs > 0 ? round2((cpu.selfEnd - cpu.selfStart) / wallMs) : NaN,
     serverCpuCores: Number.isFinite(srvMs) && wallMs > 0 ? round2(srvMs / wallMs) : null,
     ...(cpu.eachStart.length > 1 && wallMs > 0 ? { serverCpuCoresEach: cpu.eachStart.map((s0, i) => round2((cpu.eachEnd[i] - s0) / wallMs)) } : {}),
+    ...(cpu.waitStart.length > 0 && wallMs > 0 && cpu.waitStart.every(Number.isFinite)
+      ? { serverRunQueueWaitEach: cpu.waitStart.map((w0, i) => round2((cpu.waitEnd[i] - w0) / wallMs)) }
+      : {}),
     machineCpuCores: wallMs > 0 ? round2((cpu.machEnd - cpu.machStart) / wallMs) : NaN,
     ...(extra !== undefined ? { extra } : {}),
   };
