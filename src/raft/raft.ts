@@ -68,6 +68,15 @@ export interface Config {
    * by followers) reach each follower in one message. Off by default (etcd's behaviour).
    */
   batchAppends?: boolean;
+  /**
+   * The leader counts its own log toward a commit only up to what the application reports
+   * durable (RawNode.persisted), not from the moment it appends (etcd's behaviour, which
+   * requires the caller to persist each Ready before taking the next). The caller may then
+   * take the next Ready while the leader's own write is in flight: an entry commits once a
+   * quorum has it on disk, which can be the followers alone (Raft thesis 10.2.1;
+   * etcd-io/raft's asynchronous storage writes do the same). Off by default.
+   */
+  leaderAcksOnPersist?: boolean;
 }
 
 export const defaultMaxSizePerMsg = 1024 * 1024;
@@ -128,6 +137,7 @@ export class Raft {
   randomizedElectionTimeout = 0;
   readonly disableProposalForwarding: boolean;
   private readonly batchAppends: boolean;
+  private readonly leaderAcksOnPersist: boolean;
   /** Proposals were appended whose appends are not sent yet (batchAppends). */
   private appendsPending = false;
   private readonly random: RandomSource;
@@ -146,6 +156,7 @@ export class Raft {
     this.preVote = c.preVote ?? false;
     this.disableProposalForwarding = c.disableProposalForwarding ?? false;
     this.batchAppends = c.batchAppends ?? false;
+    this.leaderAcksOnPersist = c.leaderAcksOnPersist ?? false;
     this.readOnly = new ReadOnly(() => ++this.readRoundSeq);
 
     const { hardState, confState } = c.storage.initialState();
@@ -313,10 +324,27 @@ export class Raft {
     }
     if (!this.increaseUncommittedSize(es)) return false;
     const last = this.raftLog.append(es);
-    // The leader's own "acknowledgement": the caller persists before acting on the commit.
+    // The leader's own "acknowledgement": the caller persists before acting on the commit
+    // (or, with leaderAcksOnPersist, reports it with persisted() once it is on disk).
+    if (this.leaderAcksOnPersist) return true;
     this.trk.progress.get(this.id)?.maybeUpdate(last);
     this.maybeCommit();
     return true;
+  }
+
+  /**
+   * leaderAcksOnPersist: the entries up to `index`, the last of them of term `term`, are on
+   * this node's disk. A leader counts them toward commitment now. Ignored when the entry at
+   * `index` is no longer of that term (replaced since) or this node does not lead.
+   */
+  persisted(index: number, term: number): void {
+    if (this.state !== StateType.Leader || !this.raftLog.matchTerm(index, term)) return;
+    const self = this.trk.progress.get(this.id);
+    if (self === undefined || !self.maybeUpdate(index)) return;
+    if (this.maybeCommit()) {
+      this.releasePendingReadIndexMessages();
+      this.bcastAppend();
+    }
   }
 
   tick(): void {

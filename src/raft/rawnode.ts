@@ -219,6 +219,11 @@ export class RawNode {
     return rd;
   }
 
+  /** With Config.leaderAcksOnPersist: entries up to `index` (the last of term `term`) are durable here. */
+  persisted(index: number, term: number): void {
+    this.raft.persisted(index, term);
+  }
+
   /** The Ready was persisted, sent and applied. */
   advance(rd: Ready): void {
     assert(this.readyOutstanding, 'advance() without ready()');

@@ -12,6 +12,7 @@ import {
   Message,
   MessageType,
   RawNode,
+  Ready,
   ReadState,
   SeededRandom,
   Snapshot,
@@ -97,6 +98,7 @@ export class RaftLog implements ReplicatedLog {
   private readSeq = 0;
   private committed = 0;
   private currentTerm = 0;
+  private currentVote = 0n;
   private lead = 0n;
   private changes = 0;
   confState: ConfState = { voters: [], learners: [] };
@@ -122,12 +124,16 @@ export class RaftLog implements ReplicatedLog {
       preVote: true,
       checkQuorum: true,
       batchAppends: true, // the proposals of one round go to each follower in one append
+      // The leader's own log counts toward a commit once its fdatasync reports back, so the
+      // leader does not wait for its disk before the next Ready (see process()).
+      leaderAcksOnPersist: true,
       // Every committed entry is delivered again after a restart: membership changes must
       // be re-applied to Raft, and the store skips what it already holds.
       applied: 0,
     });
     if (opts.bootstrap) this.node.bootstrap([...opts.members.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
     this.currentTerm = c.hardState?.term ?? 0;
+    this.currentVote = c.hardState?.vote ?? 0n;
     this.committed = c.hardState?.commit ?? 0;
   }
 
@@ -423,10 +429,17 @@ export class RaftLog implements ReplicatedLog {
             this.opts.wal.appendEntries(rd.entries);
             this.storage.append(rd.entries);
           }
+          // A new term or vote must be on disk before anything is said in it.
+          const termOrVote = rd.hardState !== null && (rd.hardState.term !== this.currentTerm || rd.hardState.vote !== this.currentVote);
           if (rd.hardState) {
             this.opts.wal.appendHardState({ term: rd.hardState.term, vote: rd.hardState.vote, commit: rd.hardState.commit });
             this.storage.setHardState(rd.hardState);
             this.currentTerm = rd.hardState.term;
+            this.currentVote = rd.hardState.vote;
+          }
+          if (this.lead === this.opts.memberId && !termOrVote && !rd.snapshot) {
+            this.leaderReady(rd);
+            continue;
           }
           // Committed entries that were made durable here by an earlier Ready (the usual case:
           // an entry commits a round after it arrives) need nothing from this Ready's fdatasync.
@@ -445,7 +458,7 @@ export class RaftLog implements ReplicatedLog {
           // a lost commit index is learnt again from the leader, and the entries it covers were
           // made durable by the Readies that brought them. Syncing it held the next Ready (and
           // every proposal waiting for it) behind a whole fdatasync.
-          const sync = rd.mustSync || rd.snapshot !== undefined ? this.opts.wal.sync() : undefined;
+          const sync = rd.mustSync || rd.snapshot !== null ? this.opts.wal.sync() : undefined;
           sync?.catch(() => undefined); // awaited below; a failure seen first by a throw in between must not go unhandled
           if (sendFirst) this.send(rd.messages);
           // A follower's forwarded proposals and read requests promise nothing either: sent
@@ -454,6 +467,7 @@ export class RaftLog implements ReplicatedLog {
           // Applying is CPU on this thread, the fdatasync is the disk: they overlap.
           if (committedDurable && rd.committedEntries.length > 0) this.deliver(rd.committedEntries);
           if (sync !== undefined) await sync;
+          if (rd.entries.length > 0) this.persisted(rd.entries[rd.entries.length - 1]);
           if (!sendFirst) this.send(rd.messages, promisesSomething);
           if (!committedDurable && rd.committedEntries.length > 0) this.deliver(rd.committedEntries);
           if (rd.readStates.length > 0) this.answerReads(rd.readStates);
@@ -465,6 +479,41 @@ export class RaftLog implements ReplicatedLog {
     } finally {
       this.processing = false;
     }
+  }
+
+  /**
+   * A leader's Ready, not waiting for its own fdatasync. Raft counts the leader's log toward
+   * a commit only when persisted() reports it durable (leaderAcksOnPersist), so whatever is
+   * committed is on a quorum's disks (the followers ack only after theirs), and the commit
+   * index the appends carry never runs ahead of that. Everything in the Ready can go at once:
+   * appends and heartbeats, committed entries to apply (their callers answered), ReadIndex
+   * answers. The next Ready, with the proposals that arrived meanwhile, follows without
+   * waiting for this one's disk write; the WAL keeps the writes in order and reports each
+   * fdatasync in order.
+   */
+  private leaderReady(rd: Ready): void {
+    if (rd.entries.length > 0) {
+      const last = rd.entries[rd.entries.length - 1];
+      this.opts.wal.sync().then(
+        () => {
+          if (this.stopped) return;
+          this.persisted(last);
+          this.kick();
+        },
+        (err: unknown) => {
+          if (!this.stopped) this.onFatal(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    }
+    this.send(rd.messages);
+    if (rd.committedEntries.length > 0) this.deliver(rd.committedEntries);
+    if (rd.readStates.length > 0) this.answerReads(rd.readStates);
+    this.node.advance(rd);
+  }
+
+  /** Entries up to `last` are on this member's disk (a leader counts them toward commitment now). */
+  private persisted(last: Entry): void {
+    this.node.persisted(last.index, last.term);
   }
 
   private send(messages: readonly Message[], which?: (m: Message) => boolean): void {
