@@ -341,10 +341,15 @@ export class Raft {
     if (this.state !== StateType.Leader || !this.raftLog.matchTerm(index, term)) return;
     const self = this.trk.progress.get(this.id);
     if (self === undefined || !self.maybeUpdate(index)) return;
-    if (this.maybeCommit()) {
-      this.releasePendingReadIndexMessages();
-      this.bcastAppend();
-    }
+    this.commitAndBroadcast();
+  }
+
+  /** Leader: advances commit if the quorum allows; if it moved, releases the ReadIndex requests held for it and tells the followers. */
+  private commitAndBroadcast(): boolean {
+    if (!this.maybeCommit()) return false;
+    this.releasePendingReadIndexMessages();
+    this.bcastAppend();
+    return true;
   }
 
   tick(): void {
@@ -683,10 +688,7 @@ export class Raft {
         pr.inflights.freeLE(m.index);
         break;
     }
-    if (this.maybeCommit()) {
-      this.releasePendingReadIndexMessages();
-      this.bcastAppend();
-    } else if (oldPaused) {
+    if (!this.commitAndBroadcast() && oldPaused) {
       // The follower was throttled and may now take more.
       this.sendAppend(m.from);
     }
@@ -916,10 +918,7 @@ export class Raft {
     }
     if (this.state !== StateType.Leader || cs.voters.length === 0) return cs;
     // The quorum changed: the commit index may move (e.g. a slow voter was removed).
-    if (this.maybeCommit()) {
-      this.releasePendingReadIndexMessages();
-      this.bcastAppend();
-    } else {
+    if (!this.commitAndBroadcast()) {
       for (const id of this.trk.ids()) if (id !== this.id) this.maybeSendAppend(id, false);
     }
     if (this.leadTransferee !== None && !this.trk.config.voters.has(this.leadTransferee)) this.abortLeaderTransfer();

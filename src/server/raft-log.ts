@@ -445,12 +445,12 @@ export class RaftLog implements ReplicatedLog {
           // an entry commits a round after it arrives) need nothing from this Ready's fdatasync.
           const committedDurable =
             rd.entries.length === 0 || rd.committedEntries.length === 0 || rd.committedEntries[rd.committedEntries.length - 1].index < rd.entries[0].index;
-          // A leader's appends and heartbeats promise nothing about its own disk: they go out
-          // before its fdatasync, so followers persist in parallel with it (Raft thesis 10.2.1;
-          // etcd's raftNode does the same). Safe because this loop takes one Ready at a time:
-          // whatever the followers' acks commit is delivered, and advertised as a commit index,
-          // only in a later Ready, after this fdatasync. Not when this Ready commits its own new
-          // entries (a single voter): their commit index must not leave before they are durable.
+          // A leader gets here only with a Ready that also changes term or vote or carries a
+          // snapshot (leaderReady takes the rest). Its appends and heartbeats promise nothing
+          // about its own disk: they go out before its fdatasync, so followers persist in
+          // parallel with it (Raft thesis 10.2.1). Not when this Ready commits its own new
+          // entries: their commit index must not leave before they are durable (with
+          // leaderAcksOnPersist Raft does not commit them before persisted() anyway).
           const sendFirst = this.lead === this.opts.memberId && committedDurable;
           // fdatasync only for what Raft needs on disk before it speaks: new entries, a term or
           // vote, a snapshot (rd.mustSync, etcd's MustSync). A Ready that only moves the commit
