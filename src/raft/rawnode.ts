@@ -88,6 +88,10 @@ export class RawNode {
   private prevHardState: HardState;
   /** A Ready was handed out and not yet advanced. */
   private readyOutstanding = false;
+  /** The last entry handed out by takeDurableCommitted while a Ready is outstanding (0: none). */
+  private earlyApplied = 0;
+  /** The last committed entry of the outstanding Ready (or the applied index when it has none). */
+  private outstandingApplied = 0;
 
   constructor(config: Config) {
     this.raft = new Raft(config);
@@ -216,7 +220,57 @@ export class RawNode {
     r.msgs = [];
     r.readStates = [];
     this.readyOutstanding = true;
+    const n = rd.committedEntries.length;
+    this.outstandingApplied = n > 0 ? rd.committedEntries[n - 1].index : r.raftLog.applied;
+    this.earlyApplied = 0;
     return rd;
+  }
+
+  // While a Ready is outstanding (its fdatasync running), a caller may take out what does
+  // not depend on that Ready's disk write, instead of holding it for the next Ready:
+
+  /** Takes the pending messages `which` accepts out of the next Ready (messages that promise nothing about this node's log or vote). */
+  takeMessages(which: (m: Message) => boolean): Message[] {
+    const r = this.raft;
+    if (r.msgs.length === 0) return [];
+    const taken: Message[] = [];
+    const kept: Message[] = [];
+    for (const m of r.msgs) (which(m) ? taken : kept).push(m);
+    r.msgs = kept;
+    return taken;
+  }
+
+  /** Takes the ReadIndex answers out of the next Ready. */
+  takeReadStates(): ReadState[] {
+    const r = this.raft;
+    const states = r.readStates;
+    r.readStates = [];
+    return states;
+  }
+
+  /**
+   * With a Ready outstanding whose committed entries the caller has already applied:
+   * committed entries after them that were durable here before that Ready (so need nothing
+   * from its fdatasync), in order, stopping before a ConfChange (applied with its Ready,
+   * after advance). The caller applies them now; advance() counts them applied. Empty
+   * when there is no outstanding Ready or a snapshot is pending.
+   */
+  takeDurableCommitted(): Entry[] {
+    if (!this.readyOutstanding) return [];
+    const log = this.raft.raftLog;
+    if (log.hasPendingSnapshot()) return [];
+    const lo = Math.max(this.outstandingApplied, this.earlyApplied, log.applied) + 1;
+    // Entries before the unstable part were reported stable by an earlier advance().
+    const hi = Math.min(log.committed, log.unstable.offset - 1);
+    if (hi < lo || lo < log.firstIndex()) return [];
+    const ents = log.slice(lo, hi + 1, log.maxNextEntsSize);
+    let n = 0;
+    while (n < ents.length && ents[n].type !== EntryType.ConfChange) n++;
+    if (n === 0) return [];
+    const out = n === ents.length ? ents : ents.slice(0, n);
+    this.earlyApplied = out[out.length - 1].index;
+    this.raft.reduceUncommittedSize(out);
+    return out;
   }
 
   /** With Config.leaderAcksOnPersist: entries up to `index` (the last of term `term`) are durable here. */
@@ -232,8 +286,10 @@ export class RawNode {
     if (rd.hardState) this.prevHardState = rd.hardState;
     r.reduceUncommittedSize(rd.committedEntries);
     const n = rd.committedEntries.length;
-    if (n > 0) r.appliedTo(rd.committedEntries[n - 1].index);
+    if (this.earlyApplied > 0) r.appliedTo(this.earlyApplied);
+    else if (n > 0) r.appliedTo(rd.committedEntries[n - 1].index);
     else if (rd.snapshot) r.appliedTo(rd.snapshot.metadata.index);
+    this.earlyApplied = 0;
     if (rd.entries.length > 0) {
       const last = rd.entries[rd.entries.length - 1];
       r.raftLog.stableTo(last.index, last.term);
