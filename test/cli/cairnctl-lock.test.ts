@@ -51,6 +51,11 @@ class Bg {
   }
 }
 
+// etcdctl's client library sometimes logs a retry of the call a signal cancelled (a race
+// inside etcdctl: 'retrying of unary invoker failed ... context canceled'): not its output.
+const CLIENT_RETRY_LOG = /^\{"level":"warn"[^\n]*"caller":"clientv3\/retry_interceptor\.go:\d+"[^\n]*\n/gm;
+const said = (b: Bg): string => JSON.stringify(b.out.replace(CLIENT_RETRY_LOG, ''));
+
 /** Holders and waiters: returns a transcript of what each background process printed. */
 async function background(tool: Tool, ep: string): Promise<string> {
   const g = ['--endpoints', ep];
@@ -59,10 +64,10 @@ async function background(tool: Tool, ep: string): Promise<string> {
   await holder.waitFor(/^bl\//m);
   const waiter = new Bg(tool, [...g, 'lock', 'bl', '--', 'sh', '-c', 'echo got $ETCD_LOCK_KEY']);
   await new Promise((r) => setTimeout(r, 1000));
-  log.push(`waiter before release: ${JSON.stringify(waiter.out)}`);
+  log.push(`waiter before release: ${said(waiter)}`);
   holder.child.kill('SIGINT');
-  log.push(`holder exit ${await holder.exit()}: ${JSON.stringify(holder.out)}`);
-  log.push(`waiter exit ${await waiter.exit()}: ${JSON.stringify(waiter.out)}`);
+  log.push(`holder exit ${await holder.exit()}: ${said(holder)}`);
+  log.push(`waiter exit ${await waiter.exit()}: ${said(waiter)}`);
 
   const observer = new Bg(tool, [...g, 'elect', '-l', 'el']);
   await new Promise((r) => setTimeout(r, 1000));
@@ -71,15 +76,15 @@ async function background(tool: Tool, ep: string): Promise<string> {
   const second = new Bg(tool, [...g, 'elect', 'el', 'two']);
   await observer.waitFor(/^one$/m);
   await new Promise((r) => setTimeout(r, 500));
-  log.push(`second before the first resigns: ${JSON.stringify(second.out)}`);
+  log.push(`second before the first resigns: ${said(second)}`);
   first.child.kill('SIGTERM');
-  log.push(`first exit ${await first.exit()}: ${JSON.stringify(first.out)}`);
+  log.push(`first exit ${await first.exit()}: ${said(first)}`);
   await second.waitFor(/^two$/m);
   await observer.waitFor(/^two$/m);
   second.child.kill('SIGINT');
-  log.push(`second exit ${await second.exit()}: ${JSON.stringify(second.out)}`);
+  log.push(`second exit ${await second.exit()}: ${said(second)}`);
   observer.child.kill('SIGINT');
-  log.push(`observer exit ${await observer.exit()}: ${JSON.stringify(observer.out)}`);
+  log.push(`observer exit ${await observer.exit()}: ${said(observer)}`);
   return log.join('\n').replace(/(bl|el)\/[0-9a-f]{6,}/g, '$1/<LEASE>');
 }
 
