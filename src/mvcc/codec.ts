@@ -48,23 +48,36 @@ export interface DecodedRecord {
   tombstone: boolean;
 }
 
-/**
- * Encodes a revision record. With `own`, the record gets an allocation of its own instead of
- * a slice of Node's shared 8 KiB pool: a record the store keeps in memory (a key's current
- * value) would otherwise keep a whole pool slab alive, short-lived buffers included.
- */
-export function encodeRecord(kv: KeyValue, tombstone: boolean, own = false): Buffer {
-  const size = HEADER_BYTES + kv.key.length + kv.value.length;
-  const b = own ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
-  b[0] = RECORD_FORMAT_VERSION;
-  b[1] = tombstone ? FLAG_TOMBSTONE : 0;
-  writeU64(b, 2, kv.createRevision);
-  writeU64(b, 10, kv.version);
-  b.writeBigInt64BE(kv.lease, 18);
-  b.writeUInt32BE(kv.key.length, 26);
-  kv.key.copy(b, HEADER_BYTES);
-  kv.value.copy(b, HEADER_BYTES + kv.key.length);
+/** The bytes of `kv`'s record. */
+export function recordSize(kv: KeyValue): number {
+  return HEADER_BYTES + kv.key.length + kv.value.length;
+}
+
+/** Encodes a revision record. */
+export function encodeRecord(kv: KeyValue, tombstone: boolean): Buffer {
+  const b = Buffer.allocUnsafe(recordSize(kv));
+  encodeRecordInto(b, 0, kv, tombstone);
   return b;
+}
+
+/** Throws what encodeRecordInto would, before anything is written or reserved for the record. */
+export function checkRecordFields(kv: KeyValue): void {
+  checkU64(kv.createRevision);
+  checkU64(kv.version);
+  if (kv.lease < INT64_MIN || kv.lease > INT64_MAX) throw new Error(`mvcc: lease ${kv.lease} is not a 64-bit integer`);
+}
+
+/** Encodes a revision record into `b` at `off` (recordSize(kv) bytes); checks its fields first. */
+export function encodeRecordInto(b: Buffer, off: number, kv: KeyValue, tombstone: boolean): void {
+  checkRecordFields(kv);
+  b[off] = RECORD_FORMAT_VERSION;
+  b[off + 1] = tombstone ? FLAG_TOMBSTONE : 0;
+  writeU64(b, off + 2, kv.createRevision);
+  writeU64(b, off + 10, kv.version);
+  b.writeBigInt64BE(kv.lease, off + 18);
+  b.writeUInt32BE(kv.key.length, off + 26);
+  kv.key.copy(b, off + HEADER_BYTES);
+  kv.value.copy(b, off + HEADER_BYTES + kv.key.length);
 }
 
 /** The key-value a live record holds at `modRevision`, its key and value viewing the record's bytes (no copy). */
@@ -144,8 +157,15 @@ export function decodeU64(b: Buffer): number {
   return readU64(b, 0);
 }
 
-function writeU64(b: Buffer, offset: number, n: number): void {
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+function checkU64(n: number): void {
   if (!Number.isSafeInteger(n) || n < 0) throw new Error(`mvcc: cannot encode ${n} as u64`);
+}
+
+function writeU64(b: Buffer, offset: number, n: number): void {
+  checkU64(n);
   b.writeUInt32BE(Math.floor(n / 0x1_0000_0000), offset);
   b.writeUInt32BE(n >>> 0, offset + 4);
 }

@@ -7,17 +7,21 @@ import {
   META_COMPACT_SCHEDULED,
   REV_PREFIX,
   decodeRecord,
+  checkRecordFields,
   decodeU64,
   encodeRecord,
+  encodeRecordInto,
   encodeU64,
   isTombstoneRecord,
   parseRevKey,
   recordIndexKey,
   recordLease,
+  recordSize,
   recordToKeyValue,
   revKey,
 } from './codec';
 import { KeyIndex, revisionId } from './key-index';
+import { RecordArena, type RecordHolder, type Slab } from './record-arena';
 import {
   EventType,
   KeyValue,
@@ -35,8 +39,9 @@ import {
 // and all of apply are synchronous. Older values are read from LevelDB.
 //
 // Memory per key is the point of the Entry layout (a million keys are a million of them):
-// the current value is kept only as its record (the bytes stored in LevelDB, one allocation)
-// and a KeyValue is built from it when read; a key with a single live revision since the
+// the current value is kept only as its record (the bytes stored in LevelDB), packed with
+// the other records in the store's RecordArena (no object of its own on the V8 heap), and a
+// KeyValue is built from it when read; a key with a single live revision since the
 // last compaction (most keys of a configuration store) has no KeyIndex, only that revision's
 // two numbers.
 //
@@ -49,19 +54,32 @@ export const indexKey = (key: Buffer): string => key.toString('latin1');
 /** The tree's order: plain string comparison (sorted-btree's default checks types first, on every step of every lookup). */
 const compareIndexKeys = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-class Entry {
-  /** The record of the key's current value while the key is live; undefined once deleted. */
-  record: Buffer | undefined;
+class Entry implements RecordHolder {
+  /** Where the record of the key's current value is (the store's arena places it); undefined once deleted. */
+  slab: Slab | undefined = undefined;
+  off = 0;
+  len = 0;
   /** The key's last revision (its current value's, or its tombstone's). */
   modMain: number;
   modSub: number;
   /** The key's history when it is more than the one live revision above. */
   history: KeyIndex | undefined = undefined;
 
-  constructor(record: Buffer, rev: Revision) {
-    this.record = record;
+  /** A key first written at `rev`; its record is placed by the caller. */
+  constructor(rev: Revision) {
     this.modMain = rev.main;
     this.modSub = rev.sub;
+  }
+
+  /** True while the key exists (it has a record). */
+  get live(): boolean {
+    return this.slab !== undefined;
+  }
+
+  /** The record of the current value (a Buffer viewing the arena), or undefined when deleted. */
+  record(): Buffer | undefined {
+    const s = this.slab;
+    return s === undefined ? undefined : s.bytes.subarray(this.off, this.off + this.len);
   }
 
   /** The history, made explicit (before a change that a single revision cannot describe). */
@@ -78,19 +96,20 @@ class Entry {
 
   /** The current key-value (a new object viewing the record), or undefined when deleted. */
   current(): KeyValue | undefined {
-    return this.record === undefined ? undefined : recordToKeyValue(this.record, this.modMain);
+    const r = this.record();
+    return r === undefined ? undefined : recordToKeyValue(r, this.modMain);
   }
 
-  put(record: Buffer, rev: Revision): void {
+  /** Records a put at `rev` in the history (the caller places the new record in the arena). */
+  put(rev: Revision): void {
     this.index().put(rev);
-    this.record = record;
     this.modMain = rev.main;
     this.modSub = rev.sub;
   }
 
+  /** Records a delete at `rev` in the history (the caller releases the record from the arena). */
   tombstone(rev: Revision): void {
     this.index().tombstone(rev);
-    this.record = undefined;
     this.modMain = rev.main;
     this.modSub = rev.sub;
   }
@@ -161,6 +180,8 @@ export interface StoreStats {
 
 export class MvccStore {
   private readonly keys = new KeyTable();
+  /** The records of the live keys' current values. */
+  private readonly records = new RecordArena();
   private revision = 1;
   private compactRev = -1;
   private appliedIndex = 0;
@@ -215,15 +236,17 @@ export class MvccStore {
   /** Visits every live key-value at the current revision, in key order. */
   forEachLive(visit: (kv: KeyValue) => void): void {
     this.keys.forEachPair((_k, e) => {
-      if (e.record !== undefined) visit(recordToKeyValue(e.record, e.modMain));
+      const r = e.record();
+      if (r !== undefined) visit(recordToKeyValue(r, e.modMain));
     });
   }
 
   /** Visits every live key that has a lease, with its lease (no KeyValue built: a restart at a million keys calls this). */
   forEachLeased(visit: (key: string, lease: bigint) => void): void {
     this.keys.forEachPair((k, e) => {
-      if (e.record === undefined) return;
-      const lease = recordLease(e.record);
+      const r = e.record();
+      if (r === undefined) return;
+      const lease = recordLease(r);
       if (lease !== 0n) visit(k, lease);
     });
   }
@@ -317,9 +340,9 @@ export class MvccStore {
     const countOnly = opts.countOnly === true;
     this.forEachInRange(key, end, (e) => {
       if (rev >= e.modMain) {
-        if (e.record === undefined) return; // deleted at or before rev
+        if (!e.live) return; // deleted at or before rev
         count++;
-        if (!countOnly && kvs.length < limit) kvs.push(recordToKeyValue(e.record, e.modMain));
+        if (!countOnly && kvs.length < limit) kvs.push(recordToKeyValue(e.record()!, e.modMain));
         return;
       }
       if (e.revisionAt(rev) !== undefined) throw new Error('mvcc: in-memory range below the current revision');
@@ -336,8 +359,8 @@ export class MvccStore {
       if (at === undefined) return;
       count++;
       if (opts.countOnly || slots.length >= limit) return;
-      const isCurrent = e.record !== undefined && at.main === e.modMain && at.sub === e.modSub;
-      slots.push(isCurrent ? recordToKeyValue(e.record!, e.modMain) : at);
+      const isCurrent = e.live && at.main === e.modMain && at.sub === e.modSub;
+      slots.push(isCurrent ? recordToKeyValue(e.record()!, e.modMain) : at);
     });
     const missing: Revision[] = [];
     for (const s of slots) if (!isKeyValue(s)) missing.push(s);
@@ -386,20 +409,29 @@ export class MvccStore {
 
   /** Internal: records a put of a write transaction; `e` is entryAt(k). */
   applyPut(k: string, e: Entry | undefined, kv: KeyValue, rev: Revision): void {
-    // A live key's record stays in memory: it gets an allocation of its own, so it holds
-    // neither the request's buffers nor a shared pool slab.
-    const record = encodeRecord(kv, false, true);
-    if (e === undefined) this.keys.set(k, new Entry(record, rev));
-    else e.put(record, rev);
+    checkRecordFields(kv); // nothing changes when the record cannot be written
+    const len = recordSize(kv);
+    let entry = e;
+    if (entry === undefined) {
+      entry = new Entry(rev);
+      this.keys.set(k, entry);
+    } else {
+      entry.put(rev);
+    }
+    // A live key's record stays in memory, in the arena: it holds neither the request's
+    // buffers nor a shared pool slab. LevelDB's batch gets a view of the same bytes.
+    this.records.reserve(entry, len);
+    encodeRecordInto(entry.slab!.bytes, entry.off, kv, false);
     this.puts++;
-    this.sizeBytes += record.length + 17;
-    this.backend.put(revKey(rev), record);
+    this.sizeBytes += len + 17;
+    this.backend.put(revKey(rev), entry.record()!);
   }
 
   /** Internal: records a delete of a write transaction. */
   applyTombstone(tomb: KeyValue, rev: Revision): void {
     const e = this.keys.get(indexKey(tomb.key));
     if (e === undefined) throw new Error(`mvcc: delete of a key not in the index at ${rev.main}.${rev.sub}`);
+    this.records.release(e);
     e.tombstone(rev);
     this.deletes++;
     const record = encodeRecord(tomb, true);
@@ -469,6 +501,7 @@ export class MvccStore {
   async reload(): Promise<void> {
     await this.settle();
     this.keys.clear();
+    this.records.clear();
     this.revision = 1;
     this.compactRev = -1;
     this.appliedIndex = 0;
@@ -505,14 +538,21 @@ export class MvccStore {
     const rev = parseRevKey(k);
     const ik = recordIndexKey(rev, v);
     const e = this.keys.get(ik);
-    // LevelDB hands each value back in an allocation of its own: a live one is kept as is.
+    // LevelDB hands each value back in an allocation of its own: a live one is copied into
+    // the arena, and LevelDB's buffer dies young.
     if (isTombstoneRecord(v)) {
       // A tombstone of a key whose earlier revisions were compacted away says nothing new.
-      if (e !== undefined && e.record !== undefined) e.tombstone(rev);
+      if (e !== undefined && e.live) {
+        this.records.release(e);
+        e.tombstone(rev);
+      }
     } else if (e === undefined) {
-      this.keys.set(ik, new Entry(v, rev));
+      const fresh = new Entry(rev);
+      this.keys.set(ik, fresh);
+      this.records.copyIn(fresh, v);
     } else {
-      e.put(v, rev);
+      e.put(rev);
+      this.records.copyIn(e, v);
     }
     if (rev.main > this.revision) this.revision = rev.main;
     this.sizeBytes += k.length + v.length;
