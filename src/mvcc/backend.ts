@@ -118,6 +118,16 @@ const SCAN_CHUNK_ENTRIES = 10_000;
 /** Bytes read per LevelDB iterator step at most (about; a step ends after the entry that passes it). */
 const SCAN_CHUNK_BYTES = 4 * 1024 * 1024;
 
+/**
+ * LevelDB's memtable is 32 MiB instead of its default 4: under a put load of about 5 MiB/s of
+ * records a member flushed a level-0 table every second and merged them as often, and its
+ * compaction thread took 0.22 s of CPU in 6 s of a 3-member put benchmark; with 32 MiB,
+ * 0.08 s. The cost is memory (up to two memtables, the second while it is written out) and
+ * up to 32 MiB of LevelDB log replayed at open. What is durable, and when, does not change:
+ * LevelDB's own log holds whatever its memtable holds.
+ */
+const LEVEL_OPTIONS = { keyEncoding: 'buffer', valueEncoding: 'buffer', writeBufferSize: 32 * 1024 * 1024 } as const;
+
 export class Backend {
   /** Created at the first write after a commit took the previous one. */
   private pending: PendingWrites | undefined;
@@ -138,7 +148,7 @@ export class Backend {
 
   static async open(path: string, onFatal: (err: Error) => void): Promise<Backend> {
     await finishReplacement(path);
-    const db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    const db = new Level<Buffer, Buffer>(path, LEVEL_OPTIONS);
     await db.open();
     return new Backend(db, path, onFatal);
   }
@@ -151,7 +161,7 @@ export class Backend {
   async replaceWith(build: (fresh: Level<Buffer, Buffer>) => Promise<void>): Promise<void> {
     const fresh = `${this.path}.new`;
     await rm(fresh, { recursive: true, force: true });
-    const next = new Level<Buffer, Buffer>(fresh, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    const next = new Level<Buffer, Buffer>(fresh, LEVEL_OPTIONS);
     await next.open();
     try {
       await build(next);
@@ -164,7 +174,7 @@ export class Backend {
     await rename(fresh, this.path);
     await syncDir(dirname(this.path));
     await rm(`${this.path}.old`, { recursive: true, force: true });
-    this.db = new Level<Buffer, Buffer>(this.path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    this.db = new Level<Buffer, Buffer>(this.path, LEVEL_OPTIONS);
     await this.db.open();
   }
 
