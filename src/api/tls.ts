@@ -52,7 +52,9 @@ export async function clientTls(cfg: ServerConfig, log: Logger): Promise<ClientT
   let key: Buffer;
   if (cfg.certFile !== '' || cfg.keyFile !== '') {
     if (cfg.certFile === '' || cfg.keyFile === '') throw new Error('--cert-file and --key-file must be given together');
-    [cert, key] = await Promise.all([readFile(cfg.certFile), readFile(cfg.keyFile)]);
+    // One after the other: with both missing, the error names the certificate, every time.
+    cert = await readFile(cfg.certFile);
+    key = await readFile(cfg.keyFile);
   } else if (cfg.autoTls) {
     ({ cert, key } = await selfSigned(join(cfg.dataDir, 'fixtures', 'client'), cfg.listenClientUrls, log));
   } else {

@@ -17,7 +17,9 @@ export async function peerTls(cfg: ServerConfig, log: Logger): Promise<PeerTls |
   let key: Buffer;
   if (cfg.peerCertFile !== '' || cfg.peerKeyFile !== '') {
     if (cfg.peerCertFile === '' || cfg.peerKeyFile === '') throw new Error('--peer-cert-file and --peer-key-file must be given together');
-    [cert, key] = await Promise.all([readFile(cfg.peerCertFile), readFile(cfg.peerKeyFile)]);
+    // One after the other: with both missing, the error names the certificate, every time.
+    cert = await readFile(cfg.peerCertFile);
+    key = await readFile(cfg.peerKeyFile);
   } else if (cfg.peerAutoTls) {
     ({ cert, key } = await selfSigned(join(cfg.dataDir, 'fixtures', 'peer'), [...cfg.listenPeerUrls, ...cfg.initialAdvertisePeerUrls], log, 'peer'));
   } else {

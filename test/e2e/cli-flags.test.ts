@@ -201,7 +201,11 @@ describe('cairn command line', () => {
     expect(half.stderr).toContain('--peer-cert-file and --peer-key-file must be given together');
     const missing = await runCairn([...args, '--peer-cert-file', 'nope.pem', '--peer-key-file', 'nope.key'], { cwd });
     expect(missing.code).not.toBe(0);
-    expect(missing.stderr).toContain('nope.pem');
+    expect(missing.stderr).toContain('nope.pem'); // both missing: the certificate is named, every time
+    fs.writeFileSync(path.join(cwd, 'only-cert.pem'), 'not read as a certificate before the key is found');
+    const noKey = await runCairn([...args, '--peer-cert-file', 'only-cert.pem', '--peer-key-file', 'nope.key'], { cwd });
+    expect(noKey.code).not.toBe(0);
+    expect(noKey.stderr).toContain('nope.key');
   });
 
   it('--initial-cluster that does not name this member, or disagrees with its peer URLs, is refused', async () => {
