@@ -67,9 +67,12 @@ export function checkRecordFields(kv: KeyValue): void {
   if (kv.lease < INT64_MIN || kv.lease > INT64_MAX) throw new Error(`mvcc: lease ${kv.lease} is not a 64-bit integer`);
 }
 
-/** Encodes a revision record into `b` at `off` (recordSize(kv) bytes); checks its fields first. */
+/**
+ * Encodes a revision record into `b` at `off` (recordSize(kv) bytes). A field it cannot
+ * encode throws part way through: a caller writing into memory others read (the store's
+ * arena) calls checkRecordFields first.
+ */
 export function encodeRecordInto(b: Buffer, off: number, kv: KeyValue, tombstone: boolean): void {
-  checkRecordFields(kv);
   b[off] = RECORD_FORMAT_VERSION;
   b[off + 1] = tombstone ? FLAG_TOMBSTONE : 0;
   writeU64(b, off + 2, kv.createRevision);

@@ -21,6 +21,12 @@ export interface RecordHolder {
   len: number;
 }
 
+/** A Buffer viewing `h`'s record, or undefined when it has none. */
+export function recordView(h: RecordHolder): Buffer | undefined {
+  const s = h.slab;
+  return s === undefined ? undefined : s.bytes.subarray(h.off, h.off + h.len);
+}
+
 export class Slab {
   /** Bytes handed out from the start of `bytes`. */
   used = 0;
@@ -85,12 +91,6 @@ export class RecordArena {
   /** Slabs evacuated so far (their live records copied out). */
   get evacuated(): number {
     return this.evacuations;
-  }
-
-  /** A Buffer viewing `h`'s record, or undefined when it has none. */
-  view(h: RecordHolder): Buffer | undefined {
-    const s = h.slab;
-    return s === undefined ? undefined : s.bytes.subarray(h.off, h.off + h.len);
   }
 
   /** Forgets every record (the store is being rebuilt). Views handed out stay valid. */

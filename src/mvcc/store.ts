@@ -21,7 +21,7 @@ import {
   revKey,
 } from './codec';
 import { KeyIndex, revisionId } from './key-index';
-import { RecordArena, type RecordHolder, type Slab } from './record-arena';
+import { RecordArena, type RecordHolder, type Slab, recordView } from './record-arena';
 import {
   EventType,
   KeyValue,
@@ -78,8 +78,7 @@ class Entry implements RecordHolder {
 
   /** The record of the current value (a Buffer viewing the arena), or undefined when deleted. */
   record(): Buffer | undefined {
-    const s = this.slab;
-    return s === undefined ? undefined : s.bytes.subarray(this.off, this.off + this.len);
+    return recordView(this);
   }
 
   /** The history, made explicit (before a change that a single revision cannot describe). */

@@ -4,7 +4,7 @@
 // ARENA_SEED=<n> replays a run.
 
 import { describe, expect, it } from 'vitest';
-import { MAX_SLAB_BYTES, RecordArena, type RecordHolder } from '../../src/mvcc/record-arena';
+import { MAX_SLAB_BYTES, RecordArena, type RecordHolder, recordView } from '../../src/mvcc/record-arena';
 import { Rand, seedFromEnv } from '../support/rand';
 
 const seed = seedFromEnv('ARENA_SEED');
@@ -45,14 +45,14 @@ describe('RecordArena', () => {
         arena.release(holders[i]);
         model[i] = undefined;
       } else {
-        const v = arena.view(holders[i]);
+        const v = recordView(holders[i]);
         if (v !== undefined && views.length < 2_000) views.push([v, Buffer.from(v)]);
       }
       if (step % 97 === 0 || step > 19_900) {
         let live = 0;
         for (let j = 0; j < holders.length; j++) {
           const want = model[j];
-          const got = arena.view(holders[j]);
+          const got = recordView(holders[j]);
           if (want === undefined) expect(got, `${seedNote} holder ${j} at step ${step}`).toBeUndefined();
           else expect(got?.equals(want), `${seedNote} holder ${j} at step ${step}`).toBe(true);
           live += want?.length ?? 0;
@@ -92,7 +92,7 @@ describe('RecordArena', () => {
     for (const h of inFirst.slice(0, 33)) arena.release(h);
     for (const h of inFirst.slice(33)) {
       expect(h.slab).not.toBe(first);
-      expect(arena.view(h)?.equals(Buffer.alloc(1_000, 7))).toBe(true);
+      expect(recordView(h)?.equals(Buffer.alloc(1_000, 7))).toBe(true);
     }
     expect(arena.held).toBe(heldBefore - 64 * 1024);
     expect(arena.evacuated).toBe(1);
@@ -104,10 +104,10 @@ describe('RecordArena', () => {
     const h = holder();
     arena.copyIn(h, Buffer.alloc(100_000, 3));
     expect(arena.held).toBe(100_000);
-    const v = arena.view(h)!;
+    const v = recordView(h)!;
     arena.release(h);
     expect(arena.held).toBe(0);
-    expect(arena.view(h)).toBeUndefined();
+    expect(recordView(h)).toBeUndefined();
     expect(v.equals(Buffer.alloc(100_000, 3))).toBe(true); // a view outlives its record
   });
 });
